@@ -1,0 +1,3 @@
+from livesound.cli import main
+
+raise SystemExit(main())

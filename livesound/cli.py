@@ -1,0 +1,174 @@
+"""The ``livesound`` command: each subcommand builds one options object and calls library functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from livesound import __version__
+
+# Subcommands whose issue has not landed yet: they say so in one line and exit non-zero.
+PLANNED = {
+    "live": ("play the live instrument: microphone -> encoder -> mapper -> StyleGAN2 in a window",
+             "livesound live --preset demo"),
+    "embed": ("audio files -> CLIP-space embeddings (.npy)",
+              "livesound embed sound.wav --preset demo --out emb.npy"),
+    "optimize": ("sound-guided latent optimisation for one full-quality result",
+                 "livesound optimize --preset demo --audio sound.wav --out result/"),
+    "train-encoder": ("train the audio encoder contrastively into CLIP space",
+                      "livesound train-encoder --data esc50/ --out encoder.safetensors"),
+    "train-mapper": ("train the conditional latent mapper",
+                     "livesound train-mapper --preset demo --out mapper.safetensors"),
+    "export": ("export stages to ONNX / TensorRT and check parity",
+               "livesound export onnx --preset demo --out engines/"),
+    "bench": ("time each stage per frame (p50/p95/p99) on each backend",
+              "livesound bench --preset demo"),
+    "eval": ("zero-shot and linear-probe evaluation on ESC-50 / UrbanSound8K",
+             "livesound eval zero-shot --data esc50/ --encoder encoder.safetensors"),
+}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _sub(subs, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    return subs.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
+                           formatter_class=_Formatter)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="livesound", formatter_class=_Formatter,
+        description="Turn live sound into images: audio -> CLIP space -> StyleGAN2.",
+        epilog="example:\n  livesound generate --preset demo --seeds 0-3 --out out/demo\n"
+               "  livesound <command> --help   shows each command's options and an example")
+    p.add_argument("--version", action="version", version=f"livesound {__version__}")
+    subs = p.add_subparsers(dest="command", metavar="command")
+
+    g = _sub(subs, "generate", "render StyleGAN2 images from seeds or saved latents",
+             "livesound generate --preset demo --seeds 0-3 --out out/demo --grid")
+    g.add_argument("--preset", default="demo", help="preset name or preset JSON file")
+    g.add_argument("--generator", metavar="CKPT", help="generator checkpoint (.pt, .pkl, .safetensors); "
+                                                       "overrides the preset's")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--seeds", default="0-7", help="seeds, e.g. 0-7 or 1,5,9")
+    src.add_argument("--latents", metavar="NPY", help="w+ array [N, num_ws, w_dim] (.npy or .pt)")
+    g.add_argument("--trunc", type=float, default=None, help="truncation psi (default: the preset's)")
+    g.add_argument("--noise-mode", choices=["const", "random", "none"], default=None,
+                   help="noise: stored maps, fresh random, or none (default: the preset's)")
+    g.add_argument("--out", default="out/generate", help="output folder")
+    g.add_argument("--grid", action="store_true", help="also write all images as one grid.png")
+    g.add_argument("--grid-only", action="store_true", help="write only grid.png")
+    g.add_argument("--batch", type=int, default=8, help="images computed at once")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+    c = _sub(subs, "convert", "convert a foreign checkpoint to livesound's safetensors format",
+             "livesound convert stylegan2-ffhq-config-f.pt ffhq.safetensors")
+    c.add_argument("src", help="rosinality .pt, NVIDIA .pkl or livesound .safetensors generator")
+    c.add_argument("dst", help="output .safetensors file")
+
+    pr = _sub(subs, "presets", "list the named presets", "livesound presets")
+    pr.add_argument("--json", action="store_true", help="print the presets as JSON")
+
+    for name, (help_text, example) in PLANNED.items():
+        sp = _sub(subs, name, f"{help_text} (not built yet)", example)
+        sp.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PLANNED and not {"-h", "--help"} & set(argv):
+        print(f"livesound {argv[0]}: not built yet", file=sys.stderr)
+        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from livesound.checkpoint import CheckpointError
+    from livesound.presets import PresetError
+
+    try:
+        return {"generate": cmd_generate, "convert": cmd_convert, "presets": cmd_presets}[args.command](args)
+    except (CheckpointError, PresetError, ValueError, OSError) as e:
+        print(f"livesound {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"livesound {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_generate(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from livesound.generate import grid, load_latents, parse_seeds, render, save_png
+    from livesound.presets import generator_from_preset, load_preset
+
+    if args.batch < 1:
+        raise ValueError("--batch must be at least 1")
+    preset = load_preset(args.preset)
+    psi = preset.truncation_psi if args.trunc is None else args.trunc
+    noise_mode = args.noise_mode or preset.noise_mode
+    G = generator_from_preset(preset, args.generator, device=args.device)
+    if args.latents:
+        ws = load_latents(args.latents, G.num_ws, G.w_dim)
+        names = [f"latent{i:04d}.png" for i in range(ws.shape[0])]
+    else:
+        seeds = parse_seeds(args.seeds)
+        with torch.no_grad():
+            ws = G.mapping(G.z_from_seeds(seeds), truncation_psi=psi)
+        names = [f"seed{s:04d}.png" for s in seeds]
+    out = Path(args.out)
+    print(f"livesound generate: {len(names)} image(s) at {G.resolution} px, truncation {psi}, "
+          f"noise {noise_mode} -> {out}")
+    images = []
+    t0 = time.perf_counter()
+    bar = tqdm(render(G, ws, args.batch, noise_mode), total=len(names), unit="img",
+               disable=len(names) < 4 or None, file=sys.stderr)
+    for name, img in zip(names, bar):
+        if not args.grid_only:
+            save_png(img, out / name)
+        if args.grid or args.grid_only:
+            images.append(img)
+    dt = time.perf_counter() - t0
+    if images:
+        save_png(grid(images), out / "grid.png")
+    written = (0 if args.grid_only else len(names)) + (1 if images else 0)
+    print(f"livesound generate: wrote {written} file(s) in {dt:.2f} s ({len(names) / dt:.1f} images/s)")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from livesound.models.stylegan2_formats import convert_generator
+
+    dst = Path(args.dst)
+    if dst.suffix != ".safetensors":
+        raise ValueError(f"{dst}: the output must be a .safetensors file")
+    convert_generator(args.src, dst)
+    print(f"livesound convert: wrote {dst}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    import json
+
+    from livesound.presets import list_presets, models_dir
+
+    presets = list_presets()
+    if args.json:
+        print(json.dumps([{"name": p.name, "description": p.description, "generator": p.generator}
+                          for p in presets], indent=2))
+        return 0
+    for p in presets:
+        if p.embedded:
+            where = "embedded (no files needed)"
+        else:
+            ckpt = models_dir() / p.generator["checkpoint"]
+            where = f"{'found' if ckpt.is_file() else 'needs'} {ckpt}"
+        print(f"{p.name:16s} {where}\n{'':16s} {p.description}")
+    return 0

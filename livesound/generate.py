@@ -1,0 +1,92 @@
+"""Render images from seeds or saved latents: what ``livesound generate`` does, as library functions."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if m := re.fullmatch(r"(\d+)\s*-\s*(\d+)", part):
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise ValueError(f"seed range {part!r} runs backwards")
+            seeds.extend(range(lo, hi + 1))
+        elif re.fullmatch(r"\d+", part):
+            seeds.append(int(part))
+        else:
+            raise ValueError(f"bad seed list {text!r}: use forms like 0-7 or 1,5,9")
+    if not seeds:
+        raise ValueError("no seeds given")
+    return seeds
+
+
+def load_latents(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
+    """A w+ array [N, num_ws, w_dim] (or [N, w_dim], or one [num_ws, w_dim]) from .npy or .pt."""
+    path = Path(path)
+    if path.suffix == ".pt":
+        arr = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(arr, dict):
+            arr = next((v for v in arr.values() if isinstance(v, torch.Tensor)), None)
+        if not isinstance(arr, torch.Tensor):
+            raise ValueError(f"{path}: no tensor of latents inside")
+        ws = arr.detach().float()
+    else:
+        try:
+            ws = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: not a readable .npy array ({e})") from None
+    if ws.ndim == 2 and ws.shape == (num_ws, w_dim):
+        ws = ws[None]
+    if ws.ndim == 2 and ws.shape[1] == w_dim:
+        ws = ws[:, None].repeat(1, num_ws, 1)
+    if ws.ndim != 3 or ws.shape[1:] != (num_ws, w_dim):
+        raise ValueError(f"{path}: latents of shape {list(ws.shape)}; this generator takes "
+                         f"[N, {num_ws}, {w_dim}] (w+) or [N, {w_dim}] (w)")
+    if not torch.isfinite(ws).all():
+        raise ValueError(f"{path}: latents contain NaN or inf")
+    return ws
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] in about [-1, 1] -> [N, H, W, C] uint8."""
+    x = (img.detach().float().clamp(-1, 1) + 1) * 127.5
+    return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def render(G, ws: torch.Tensor, batch: int = 8, noise_mode: str = "const", seed: int = 0
+           ) -> Iterator[np.ndarray]:
+    """Yield uint8 images [H, W, C] one by one, computing ``batch`` at a time."""
+    gen = torch.Generator(device=G.synthesis.const.device).manual_seed(seed)
+    with torch.no_grad():
+        for i in range(0, ws.shape[0], batch):
+            chunk = ws[i:i + batch].to(G.synthesis.const.device)
+            yield from to_uint8(G.synthesis(chunk, noise_mode=noise_mode, generator=gen))
+
+
+def grid(images: Sequence[np.ndarray], cols: int | None = None) -> np.ndarray:
+    n = len(images)
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    h, w, c = images[0].shape
+    out = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
+    for i, im in enumerate(images):
+        r, q = divmod(i, cols)
+        out[r * h:(r + 1) * h, q * w:(q + 1) * w] = im
+    return out
+
+
+def save_png(img: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(path)
