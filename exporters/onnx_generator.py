@@ -7,6 +7,7 @@ Runtime right after export, and the export fails loudly above tolerance.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,9 @@ def export_synthesis(G, path: str | Path, opset: int = 17, atol: float = 1e-3) -
     path.parent.mkdir(parents=True, exist_ok=True)
     module = _ConstNoiseSynthesis(G.synthesis).eval()
     example = torch.randn(2, G.num_ws, G.w_dim)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Shape asserts read sizes as Python values while tracing; the batch axis stays dynamic regardless.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
                           opset_version=opset, dynamo=False, do_constant_folding=True)

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
              "livesound convert stylegan2-ffhq-config-f.pt ffhq.safetensors")
     c.add_argument("src", help="rosinality .pt, NVIDIA .pkl or livesound .safetensors generator")
     c.add_argument("dst", help="output .safetensors file")
+    c.add_argument("--mapping-lr-mul", type=float, default=None,
+                   help="mapping lr multiplier of a rosinality generator built with a non-default lr_mlp "
+                        "(its .pt does not record it; default: rosinality's 0.01)")
 
     pr = _sub(subs, "presets", "list the named presets", "livesound presets")
     pr.add_argument("--json", action="store_true", help="print the presets as JSON")
@@ -149,7 +152,7 @@ def cmd_convert(args) -> int:
     dst = Path(args.dst)
     if dst.suffix != ".safetensors":
         raise ValueError(f"{dst}: the output must be a .safetensors file")
-    convert_generator(args.src, dst)
+    convert_generator(args.src, dst, args.mapping_lr_mul)
     print(f"livesound convert: wrote {dst}")
     return 0
 

@@ -115,3 +115,50 @@ def calibrate_rgb(G, target_std: float = 0.5, samples: int = 64) -> None:
             t.weight.mul_(k[:, None, None, None])
             t.bias.mul_(k)
         G.synthesis.torgbs[-1].bias.sub_(mean * k)
+
+
+# The paper's released encoder (its README links it); presets without an "encoder" entry use it.
+PAPER_ENCODER = {"checkpoint": "resnet18_57.pth",
+                 "source": "https://kr.object.ncloudstorage.com/cvpr2022/resnet18_57.pth (the paper's README)"}
+PAPER_CLIP = {"model": "ViT-B-32", "weights": "openai"}
+
+
+def encoder_from_preset(preset: Preset, path: str | Path | None = None, device: str = "cpu"):
+    """The preset's audio encoder: ``path`` if given, else its checkpoint from the models folder, else seeded.
+
+    A preset's ``encoder`` entry is ``{"seed": S, "config": {...}}`` or ``{"checkpoint": NAME}``; without
+    one, the paper's released ``resnet18_57.pth`` is looked up in the models folder.
+    """
+    from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder, load_audio_encoder
+
+    entry = preset.extra.get("encoder", PAPER_ENCODER)
+    if path is not None:
+        return load_audio_encoder(path, device=device)
+    if "checkpoint" in entry:
+        ckpt = models_dir() / entry["checkpoint"]
+        if not ckpt.is_file():
+            src = entry.get("source", "the model's authors")
+            raise PresetError(
+                f"preset {preset.name!r} needs the audio encoder {ckpt.name} in {ckpt.parent} (get it from "
+                f"{src}; this machine may have no network), or pass --encoder PATH; set LIVESOUND_MODELS to "
+                f"use another folder")
+        return load_audio_encoder(ckpt, config=entry.get("config"), device=device)
+    if "config" not in entry:
+        raise PresetError(f"preset {preset.name!r}: encoder needs either 'checkpoint' or 'seed' + 'config'")
+    enc = build_audio_encoder(AudioEncoderConfig.from_dict(entry["config"]), seed=int(entry.get("seed", 0)))
+    return enc.to(device)
+
+
+def clip_from_preset(preset: Preset, weights: str | Path | None = None, device: str = "cpu"):
+    """The preset's CLIP. ``{"seed": S}`` (the ``demo`` preset) is ``ClipModel.tiny``: UNTRAINED, random
+    weights with CLIP's shapes and tokenizer, so its similarities mean nothing. ``{"model", "weights"}`` (the
+    default: the paper's ViT-B-32 ``openai``) loads open_clip weights from a local file or open_clip's cache.
+    ``weights`` (a path or tag, e.g. from ``--clip``) overrides the entry and always means real weights.
+    """
+    from livesound.models.clip import ClipModel
+
+    entry = preset.extra.get("clip", PAPER_CLIP)
+    if weights is None and "seed" in entry:
+        return ClipModel.tiny(seed=int(entry["seed"])).to(device)
+    return ClipModel.load(entry.get("model", PAPER_CLIP["model"]),
+                          weights if weights is not None else entry.get("weights"), device=device)

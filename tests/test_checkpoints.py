@@ -187,3 +187,19 @@ def test_wrong_or_empty_files(tmp_path):
     write_rosinality(tmp_path / "shapes.pt", sd)
     with pytest.raises(CheckpointError, match="shapes.pt: does not match the architecture: wrong shapes"):
         load_generator(tmp_path / "shapes.pt")
+
+
+def test_rosinality_lr_multiplier_hint_and_override(tmp_path):
+    sd = rosinality_state(32, 24, 2, ROSI_CH)
+    for k in ("style.1.weight", "style.2.weight"):
+        sd[k] = sd[k] / 10  # stored as randn / lr_mul with lr_mul 0.1
+    p = write_rosinality(tmp_path / "lr.pt", sd, torch.randn(24))
+    with pytest.warns(UserWarning, match="suggests about 0.1"):
+        assert load_generator(p).cfg.mapping_lr_mul == 0.01
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_generator(p, mapping_lr_mul=0.1).cfg.mapping_lr_mul == 0.1
+    convert_generator(p, tmp_path / "lr.safetensors", mapping_lr_mul=0.1)
+    assert load_generator(tmp_path / "lr.safetensors").cfg.mapping_lr_mul == 0.1

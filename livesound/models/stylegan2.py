@@ -345,15 +345,17 @@ def build_generator(cfg: GeneratorConfig, seed: int | None = None) -> Generator:
     return G
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
+def load_generator(path: str | Path, device: str | torch.device = "cpu", mapping_lr_mul: float | None = None
+                   ) -> Generator:
     """The one door for generator weights: rosinality ``.pt``, NVIDIA ``.pkl`` or livesound safetensors.
 
     Every format is read without executing code from the file; a bad file raises ``CheckpointError``
-    naming the file and the problem.
+    naming the file and the problem. ``mapping_lr_mul`` is for rosinality files of generators built with a
+    non-default ``lr_mlp``, which their state dict does not record.
     """
     from livesound.models.stylegan2_formats import read_generator_checkpoint
 
-    cfg, state = read_generator_checkpoint(Path(path))
+    cfg, state = read_generator_checkpoint(Path(path), mapping_lr_mul)
     G = Generator(cfg)
     from livesound.checkpoint import load_state_checked
 

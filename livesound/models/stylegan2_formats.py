@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -25,7 +26,13 @@ _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19
 ROSINALITY_LR_MUL = 0.01  # rosinality's Generator(lr_mlp=0.01); its state dict cannot tell
 
 
-def read_generator_checkpoint(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+def read_generator_checkpoint(path: Path, mapping_lr_mul: float | None = None
+                              ) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+    """(config, state in livesound's names); ``mapping_lr_mul`` overrides what the file says or implies."""
+    return _read(Path(path), mapping_lr_mul)
+
+
+def _read(path: Path, mapping_lr_mul: float | None) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "no such file")
@@ -41,7 +48,7 @@ def read_generator_checkpoint(path: Path) -> tuple[GeneratorConfig, dict[str, to
             raise CheckpointError(path, f"bad generator config ({e})") from None
     try:
         if head.startswith(b"PK\x03\x04") or head.startswith(_LEGACY_TORCH_MAGIC):
-            return _from_rosinality(path, _torch_load(path))
+            return _from_rosinality(path, _torch_load(path), mapping_lr_mul)
         if head[:1] == b"\x80":
             return _from_nvidia(path, _nvidia_load(path))
     except (ValueError, IndexError, TypeError, AttributeError) as e:
@@ -91,7 +98,8 @@ def _nvidia_load(path: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------- rosinality
 
-def _from_rosinality(path: Path, ckpt: dict) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+def _from_rosinality(path: Path, ckpt: dict, mapping_lr_mul: float | None = None
+                     ) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
     sd = ckpt.get("g_ema")
     if sd is None:
         if "G_ema" in ckpt or "state_dict" in ckpt:
@@ -110,8 +118,10 @@ def _from_rosinality(path: Path, ckpt: dict) -> tuple[GeneratorConfig, dict[str,
     n_up = _count(sd, r"to_rgbs\.(\d+)\.conv\.weight")
     channels = [sd["input.input"].shape[1]] + [sd[f"to_rgbs.{k}.conv.weight"].shape[2] for k in range(n_up)]
     taps = _taps(sd.get("to_rgbs.0.upsample.kernel"), gain=4.0) if n_up else [1.0, 3.0, 3.0, 1.0]
+    lr_mul = mapping_lr_mul or getattr(ckpt.get("args"), "lr_mlp", None)  # forks with lr_mlp save it in args
     cfg = GeneratorConfig(resolution=4 * 2**n_up, z_dim=sd["style.1.weight"].shape[1], w_dim=w_dim,
-                          mapping_layers=n_mlp, mapping_lr_mul=ROSINALITY_LR_MUL, channels=channels,
+                          mapping_layers=n_mlp, channels=channels,
+                          mapping_lr_mul=float(lr_mul) if isinstance(lr_mul, (int, float)) else ROSINALITY_LR_MUL,
                           img_channels=sd["to_rgb1.conv.weight"].shape[1], blur_kernel=taps)
 
     out: dict[str, torch.Tensor] = {}
@@ -134,12 +144,25 @@ def _from_rosinality(path: Path, ckpt: dict) -> tuple[GeneratorConfig, dict[str,
         out[dst + "affine.weight"] = _get(path, sd, f"{src}.conv.modulation.weight")
         out[dst + "affine.bias"] = _get(path, sd, f"{src}.conv.modulation.bias")
         out[dst + "bias"] = _get(path, sd, f"{src}.bias").reshape(-1)
+    if not isinstance(lr_mul, (int, float)):
+        _warn_if_lr_mul_unlikely(path, [sd[f"style.{i + 1}.weight"] for i in range(n_mlp)])
     latent_avg = ckpt.get("latent_avg")
     if isinstance(latent_avg, torch.Tensor) and latent_avg.numel() == w_dim:
         out["mapping.w_avg"] = latent_avg.reshape(w_dim).float()
     else:
         out["mapping.w_avg"] = estimate_w_avg(cfg, out)
     return cfg, out
+
+
+def _warn_if_lr_mul_unlikely(path: Path, weights: list[torch.Tensor]) -> None:
+    """Equalised-lr weights are stored as randn / lr_mul, so their spread hints at the multiplier."""
+    std = float(torch.stack([w.float().std() for w in weights]).mean())
+    guess = 1.0 / std if std > 0 else float("inf")
+    if not ROSINALITY_LR_MUL / 3 <= guess <= ROSINALITY_LR_MUL * 3:
+        warnings.warn(f"{path}: assuming rosinality's mapping lr multiplier {ROSINALITY_LR_MUL}, but the mapping "
+                      f"weights' spread (std {std:.3g}) suggests about {guess:.2g}; if the generator was built "
+                      f"with another lr_mlp, pass it (load_generator(..., mapping_lr_mul=X) or "
+                      f"`livesound convert --mapping-lr-mul X`)", stacklevel=4)
 
 
 def estimate_w_avg(cfg: GeneratorConfig, state: dict[str, torch.Tensor], n: int = 4096, seed: int = 0
@@ -241,10 +264,10 @@ def _taps(kernel: torch.Tensor | None, gain: float) -> list[float]:
     return [float(v) for v in taps / taps.sum()]
 
 
-def convert_generator(src: Path | str, dst: Path | str) -> Path:
+def convert_generator(src: Path | str, dst: Path | str, mapping_lr_mul: float | None = None) -> Path:
     """Write any readable generator checkpoint in livesound's own format."""
     from livesound.checkpoint import save_own
     from livesound.models.stylegan2 import load_generator
 
-    G: Generator = load_generator(src)
+    G: Generator = load_generator(src, mapping_lr_mul=mapping_lr_mul)
     return save_own(dst, "generator", G.cfg.to_dict(), G.state_dict())

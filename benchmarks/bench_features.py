@@ -1,0 +1,112 @@
+"""Log-mel feature cost on the CPU: per hop of a live stream and per 10 s clip; p50/p95/p99 to JSON and a plot.
+
+    python benchmarks/bench_features.py                   # all scenarios, both DFT forms
+    python benchmarks/bench_features.py --hops 2000 --clips 30 --threads 2
+
+Scenarios (torch eager, fp32, batch 1):
+  stream.push      StreamLogMel.push of one hop (512 samples = 11.6 ms of audio at 44.1 kHz): one STFT frame
+  stream.window    StreamLogMel.encoder_input(): dB over the newest 864 frames, resize, reshape (per video frame)
+  paper.clip_10s   PaperLogMel on a 10 s clip (441000 samples)
+each with dft="fft" (torch.fft.rfft, the eager default) and dft="conv" (the Conv1d DFT that ONNX exports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from livesound.audio.features import HOP, PAPER_FRAMES, SAMPLE_RATE, LogMelFrames, PaperLogMel, StreamLogMel
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def timed(fn, n: int, warmup: int) -> np.ndarray:
+    times = []
+    for i in range(warmup + n):
+        t0 = time.perf_counter()
+        fn(i)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return np.array(times) * 1e3
+
+
+def stream_scenarios(dft: str, hops: int, warmup: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    stream = StreamLogMel(frames=LogMelFrames(dft=dft))
+    audio = (0.1 * rng.standard_normal((warmup + hops + PAPER_FRAMES + 4) * HOP)).astype(np.float32)
+    stream.push(audio[: (PAPER_FRAMES + 4) * HOP])  # a full window before timing
+    offset = (PAPER_FRAMES + 4) * HOP
+    push = timed(lambda i: stream.push(audio[offset + i * HOP: offset + (i + 1) * HOP]), hops, warmup)
+    with torch.inference_mode():
+        window = timed(lambda i: stream.encoder_input(), max(hops // 4, 20), warmup)
+    return {f"stream.push[{dft}]": push, f"stream.window[{dft}]": window}
+
+
+def clip_scenario(dft: str, clips: int, warmup: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    module = PaperLogMel(dft=dft).eval()
+    wave = torch.from_numpy((0.1 * rng.standard_normal((1, 10 * SAMPLE_RATE))).astype(np.float32))
+    with torch.inference_mode():
+        return {f"paper.clip_10s[{dft}]": timed(lambda i: module(wave), clips, min(warmup, 3))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hops", type=int, default=1000, help="timed pushes of one hop each")
+    ap.add_argument("--clips", type=int, default=20, help="timed 10 s clips")
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--name", default="features_cpu", help="result file stem")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    runs: dict[str, np.ndarray] = {}
+    for dft in ("fft", "conv"):
+        runs |= stream_scenarios(dft, args.hops, args.warmup, rng)
+        runs |= clip_scenario(dft, args.clips, args.warmup, rng)
+    scenarios = {
+        name: {"n": int(ms.size), "mean_ms": float(ms.mean()),
+               **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)}, "max_ms": float(ms.max())}
+        for name, ms in runs.items()
+    }
+    result = {
+        "benchmark": "log-mel features, torch eager fp32, batch 1",
+        "hop_audio_ms": 1e3 * HOP / SAMPLE_RATE,
+        "scenarios": scenarios,
+        "device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot(runs, RESULTS / f"{args.name}.png")
+    print(json.dumps(result, indent=2))
+
+
+def _plot(runs: dict[str, np.ndarray], path: Path) -> None:
+    try:
+        import matplotlib
+    except ImportError:  # the JSON is the record; the plot is a convenience
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3))
+    for ax, (name, ms) in zip(axes, runs.items()):
+        ax.hist(ms, bins=40)
+        for q, c in ((50, "g"), (95, "orange"), (99, "r")):
+            v = np.percentile(ms, q)
+            ax.axvline(v, color=c, label=f"p{q} {v:.2f} ms")
+        ax.set(title=name, xlabel="ms")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

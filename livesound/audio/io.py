@@ -1,0 +1,106 @@
+"""Decoding audio files into the one form the rest of livesound uses: float32 mono at a known rate.
+
+Every file goes through ``load_audio``: soundfile decodes WAV/FLAC/OGG of any sample format, channels are
+averaged to mono, and torchaudio resamples only when the file's rate differs from the one asked for. A file
+that cannot be used raises ``AudioError`` whose one-line message names the file and the problem, so the CLI
+can print it as is.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SAMPLE_RATE = 44100  # the paper's rate; its encoder's mel settings assume it
+# One STFT window (n_fft 2048 at 44.1 kHz): anything shorter gives no complete spectrogram frame.
+MIN_SAMPLES = 2048
+
+_NONFINITE = ("reject", "clean")
+
+
+class AudioError(Exception):
+    """Audio that cannot be used. ``where`` is a file path or an input device; the message is one line."""
+
+    def __init__(self, where: Path | str, problem: str):
+        super().__init__(f"{where}: {problem}")
+        self.where, self.problem = where, problem
+
+
+def describe(path: Path | str) -> tuple[int, int, int, str]:
+    """(samplerate, channels, frames, subtype) of an audio file, read from its header only."""
+    path = Path(path)
+    _check_exists(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(path, f"not a readable audio file ({_one_line(e)})") from None
+    return info.samplerate, info.channels, info.frames, info.subtype
+
+
+def load_audio(path: Path | str, sr: int = SAMPLE_RATE, *, nonfinite: str = "reject") -> np.ndarray:
+    """Decode ``path`` to float32 mono at ``sr``: ``[T]``, at least MIN_SAMPLES / SAMPLE_RATE seconds long.
+
+    ``nonfinite`` says what to do with NaN/inf samples: "reject" raises, "clean" zeroes them and warns.
+    Silence is valid audio and is returned as is.
+    """
+    if nonfinite not in _NONFINITE:
+        raise ValueError(f"nonfinite must be one of {_NONFINITE}, not {nonfinite!r}")
+    path = Path(path)
+    _check_exists(path)
+    try:
+        data, file_sr = sf.read(str(path), always_2d=True, dtype="float32")  # [frames, channels]
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(path, f"not a readable audio file ({_one_line(e)})") from None
+
+    frames = data.shape[0]
+    if frames == 0:
+        raise AudioError(path, "empty audio file (0 frames)")
+    if frames * SAMPLE_RATE < MIN_SAMPLES * file_sr:  # judged in time, so the target rate does not matter
+        raise AudioError(path, f"too short: {frames} frames at {file_sr} Hz ({frames / file_sr * 1000:.1f} ms); "
+                               f"at least {MIN_SAMPLES / SAMPLE_RATE * 1000:.1f} ms are needed "
+                               f"({MIN_SAMPLES} samples at {SAMPLE_RATE} Hz, one spectrogram window)")
+
+    bad = ~np.isfinite(data)
+    n_bad = int(bad.sum())
+    if n_bad:
+        if nonfinite == "reject":
+            raise AudioError(path, f"{n_bad} non-finite samples (NaN/inf) of {data.size}; "
+                                   "load with nonfinite='clean' to replace them with 0")
+        data[bad] = 0.0
+        warnings.warn(f"{path}: replaced {n_bad} non-finite samples (NaN/inf) with 0", stacklevel=2)
+
+    # Averaging keeps a channel-identical stereo file bit-identical to its mono version: (a + a) / 2 == a.
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    return np.ascontiguousarray(resample(mono, file_sr, sr))
+
+
+def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Band-limited resampling of a float32 signal ``[T]`` (windowed sinc, torchaudio's default filter)."""
+    x = np.asarray(x, dtype=np.float32)
+    if sr_from == sr_to:
+        return x
+    if sr_from <= 0 or sr_to <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
+    # torch is imported here, not at module level: decoding files at their own rate needs no torch at all.
+    import torch
+    import torchaudio.functional as AF
+
+    with torch.no_grad():
+        y = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), int(sr_from), int(sr_to))
+    return y.numpy().astype(np.float32, copy=False)
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+
+
+def _one_line(e: BaseException) -> str:
+    # libsndfile's own wording ("Format not recognised.") without soundfile's repeat of the path.
+    text = getattr(e, "error_string", None) or str(e)
+    return " ".join(text.split()) or type(e).__name__
