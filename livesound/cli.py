@@ -13,8 +13,6 @@ from livesound import __version__
 PLANNED = {
     "live": ("play the live instrument: microphone -> encoder -> mapper -> StyleGAN2 in a window",
              "livesound live --preset demo"),
-    "embed": ("audio files -> CLIP-space embeddings (.npy)",
-              "livesound embed sound.wav --preset demo --out emb.npy"),
     "optimize": ("sound-guided latent optimisation for one full-quality result",
                  "livesound optimize --preset demo --audio sound.wav --out result/"),
     "train-encoder": ("train the audio encoder contrastively into CLIP space",
@@ -46,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  livesound generate --preset demo --seeds 0-3 --out out/demo\n"
                "  livesound <command> --help   shows each command's options and an example")
     p.add_argument("--version", action="version", version=f"livesound {__version__}")
+    p.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
     subs = p.add_subparsers(dest="command", metavar="command")
 
     g = _sub(subs, "generate", "render StyleGAN2 images from seeds or saved latents",
@@ -64,6 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--grid-only", action="store_true", help="write only grid.png")
     g.add_argument("--batch", type=int, default=8, help="images computed at once")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+    e = _sub(subs, "embed", "audio files -> CLIP-space embeddings (.npy, one row per file)",
+             "livesound embed sound.wav other.flac --preset demo --out emb.npy")
+    e.add_argument("files", nargs="+", help="audio files (WAV/FLAC/OGG, any rate, mono or multichannel)")
+    e.add_argument("--preset", default="demo", help="preset whose encoder (and CLIP) to use")
+    e.add_argument("--encoder", metavar="CKPT", help="audio encoder: the paper's .pth or livesound .safetensors")
+    e.add_argument("--preprocess", choices=["paper", "stream"], default="paper",
+                   help="paper: the paper's whole-clip log-mel (first/centre 10 s); stream: the live loop's "
+                        "rolling log-mel at the end of the file")
+    e.add_argument("--out", default="embeddings.npy", help="output .npy, float32 [files, dim]")
+    e.add_argument("--raw", action="store_true", help="write raw encoder outputs instead of unit vectors")
+    e.add_argument("--clean-nonfinite", action="store_true",
+                   help="replace NaN/inf samples with 0 (with a warning) instead of refusing the file")
+    e.add_argument("--clip", metavar="WEIGHTS", help="CLIP weights (file or open_clip tag) for --labels")
+    e.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name for --clip")
+    e.add_argument("--labels", help="comma-separated labels: print each file's top labels by cosine")
+    e.add_argument("--top", type=int, default=3, help="how many labels to print per file")
+    e.add_argument("--batch", type=int, default=8, help="files encoded at once")
 
     c = _sub(subs, "convert", "convert a foreign checkpoint to livesound's safetensors format",
              "livesound convert stylegan2-ffhq-config-f.pt ffhq.safetensors")
@@ -89,15 +106,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list_devices:
+        return cmd_list_devices()
     if args.command is None:
         parser.print_help()
         return 2
+    from livesound.audio.io import AudioError
     from livesound.checkpoint import CheckpointError
     from livesound.presets import PresetError
 
+    commands = {"generate": cmd_generate, "embed": cmd_embed, "convert": cmd_convert, "presets": cmd_presets}
     try:
-        return {"generate": cmd_generate, "convert": cmd_convert, "presets": cmd_presets}[args.command](args)
-    except (CheckpointError, PresetError, ValueError, OSError) as e:
+        return commands[args.command](args)
+    except (AudioError, CheckpointError, PresetError, ValueError, OSError) as e:
         print(f"livesound {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -143,6 +164,66 @@ def cmd_generate(args) -> int:
         save_png(grid(images), out / "grid.png")
     written = (0 if args.grid_only else len(names)) + (1 if images else 0)
     print(f"livesound generate: wrote {written} file(s) in {dt:.2f} s ({len(names) / dt:.1f} images/s)")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    import warnings
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from livesound.checkpoint import atomic_write
+    from livesound.embed import EmbedOptions, embed_files, top_labels
+    from livesound.presets import clip_from_preset, encoder_from_preset, load_preset
+
+    from livesound.audio.io import check_readable
+
+    for f in args.files:  # fail on a missing or undecodable file before any network is built
+        check_readable(f)
+    preset = load_preset(args.preset)
+    encoder = encoder_from_preset(preset, args.encoder).eval()
+    opts = EmbedOptions(files=args.files, preprocess=args.preprocess, normalize=not args.raw,
+                        batch=max(1, args.batch), nonfinite="clean" if args.clean_nonfinite else "reject")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        emb = embed_files(encoder, opts, lambda it: tqdm(it, unit="file", file=sys.stderr,
+                                                         disable=len(args.files) < 4 or None))
+    for w in caught:
+        print(f"livesound embed: warning: {w.message}", file=sys.stderr)
+    out = Path(args.out)
+    atomic_write(out, lambda tmp: np.save(open(tmp, "wb"), emb))
+    kind = "raw" if args.raw else "unit"
+    print(f"livesound embed: wrote {out} ({emb.shape[0]} x {emb.shape[1]} float32, {kind}, "
+          f"{args.preprocess} preprocessing)")
+    if args.labels:
+        labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+        if not labels:
+            raise ValueError("--labels is empty")
+        clip = clip_from_preset(preset, args.clip) if args.clip is None else _clip(args)
+        if args.clip is None and preset.extra.get("clip", {}).get("seed") is not None:
+            print("livesound embed: note: the demo preset's CLIP is untrained; its labels mean nothing. "
+                  "Pass --clip WEIGHTS for real ones.", file=sys.stderr)
+        for path, best in zip(args.files, top_labels(emb, clip, labels, args.top)):
+            print(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in best))
+    return 0
+
+
+def _clip(args):
+    from livesound.models.clip import ClipModel
+
+    return ClipModel.load(args.clip_model, args.clip)
+
+
+def cmd_list_devices() -> int:
+    from livesound.audio.io import AudioError
+    from livesound.audio.sources import format_device_list
+
+    try:
+        print(format_device_list())
+    except AudioError as e:
+        print(f"livesound: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import warnings
 
 import pytest
 import timm
@@ -48,13 +49,19 @@ def spec():
     return torch.rand(*SMALL, generator=torch.Generator().manual_seed(1))
 
 
-def _same(a: nn.Module, b: nn.Module, x: torch.Tensor) -> bool:
+@pytest.fixture(scope="module")
+def paper_out(paper, spec):
     with torch.no_grad():
-        return torch.equal(a(x), b(x))
+        return paper(spec)
+
+
+def _same(a: nn.Module, b: nn.Module | torch.Tensor, x: torch.Tensor) -> bool:
+    with torch.no_grad():
+        return torch.equal(a(x), b if isinstance(b, torch.Tensor) else b(x))
 
 
 @pytest.mark.parametrize("layout", ["bare", "module_prefix", "nested_state_dict", "nested_model"])
-def test_paper_checkpoint_loads_unchanged(tmp_path, paper, spec, layout):
+def test_paper_checkpoint_loads_unchanged(tmp_path, paper, paper_out, spec, layout):
     sd = paper.state_dict()
     if layout == "module_prefix":  # what a DataParallel-wrapped training run saves
         sd = nn.DataParallel(paper).state_dict()
@@ -66,16 +73,19 @@ def test_paper_checkpoint_loads_unchanged(tmp_path, paper, spec, layout):
     enc = load_audio_encoder(path)
     assert enc.cfg == AudioEncoderConfig(backbone="resnet18", embed_dim=512)
     assert not enc.training
-    assert _same(enc, paper, spec)
+    assert _same(enc, paper_out, spec)
 
 
-def test_architecture_inferred_for_other_resnets(tmp_path, spec):
+def test_architecture_inferred_for_other_resnets(tmp_path):
     m = _paper_module(seed=2, backbone="resnet34", embed_dim=256)
     torch.save(m.state_dict(), tmp_path / "r34.pth")
     enc = load_audio_encoder(tmp_path / "r34.pth")
     assert (enc.cfg.backbone, enc.cfg.embed_dim) == ("resnet34", 256)
-    assert _same(enc, m, spec)
-    assert infer_config(_paper_module(backbone="resnet50").state_dict()).backbone == "resnet50"
+    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), m.state_dict().values()))
+    with torch.device("meta"):  # names and shapes only
+        r50, r10t = PaperEncoder("resnet50"), PaperEncoder("resnet10t")
+    assert infer_config(r50.state_dict()).backbone == "resnet50"
+    assert infer_config(r10t.state_dict()) is None  # deep stem: not a plain ResNet, needs a config
 
 
 def test_wrong_backbone_is_a_clear_error(tmp_path, paper):
@@ -97,7 +107,7 @@ def test_unknown_backbone_needs_a_config(tmp_path, spec):
     assert _same(enc, m, spec)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "no_tensors"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "no_tensors", "torchscript"])
 def test_broken_files_are_clear_errors(tmp_path, paper, damage):
     path = tmp_path / "broken.pth"
     torch.save(paper.state_dict(), path)
@@ -108,8 +118,12 @@ def test_broken_files_are_clear_errors(tmp_path, paper, damage):
         path.write_text("this is not a checkpoint\n")
     elif damage == "empty":
         path.write_bytes(b"")
-    else:
+    elif damage == "no_tensors":
         torch.save({"epoch": 3, "note": "optimizer only"}, path)
+    else:  # loading one would run its TorchScript code
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.trace(nn.Linear(2, 2), torch.zeros(1, 2)).save(str(path))
     with pytest.raises(CheckpointError) as e:
         load_audio_encoder(path)
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
@@ -193,3 +207,18 @@ def test_other_backbone_by_config_round_trips(tmp_path, spec):
     assert no_stem.conv is None and no_stem.feature_extractor.conv1.in_channels == 1
     with pytest.raises(ValueError, match="timm has no model"):
         AudioEncoder(AudioEncoderConfig(backbone="not_a_net"))
+
+
+def test_presets_build_or_find_the_encoder(tmp_path, monkeypatch, paper, paper_out, spec):
+    from livesound.presets import PresetError, encoder_from_preset, load_preset
+
+    demo = load_preset("demo")
+    a, b = encoder_from_preset(demo), encoder_from_preset(demo)
+    assert a.cfg == AudioEncoderConfig(backbone="resnet18", embed_dim=512)
+    assert torch.equal(a.conv.weight, b.conv.weight)
+    monkeypatch.setenv("LIVESOUND_MODELS", str(tmp_path))
+    faces = load_preset("ffhq-1024")  # no encoder entry: the paper's released checkpoint
+    with pytest.raises(PresetError, match="resnet18_57.pth.*--encoder PATH"):
+        encoder_from_preset(faces)
+    torch.save(paper.state_dict(), tmp_path / "resnet18_57.pth")
+    assert _same(encoder_from_preset(faces), paper_out, spec)

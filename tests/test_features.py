@@ -197,7 +197,13 @@ def test_stream_ring_wraps_and_big_blocks():
     stream = ft.StreamLogMel(capacity=50, block_frames=8)
     stream.push(torch.from_numpy(y))  # one block much larger than the pending buffer, as a tensor
     ref = whole_frames(y, "constant")[:, : stream.frames_total]
-    np.testing.assert_allclose(stream.power(50).numpy(), ref[:, -50:].numpy(), rtol=1e-5, atol=1e-9)
+    for n in (50, 37, 1):
+        np.testing.assert_allclose(stream.power(n).numpy(), ref[:, -n:].numpy(), rtol=1e-5, atol=1e-9)
+    for size in (5000, 512, 3):  # and keeps doing so as the write position wraps
+        stream.push(signal("noise")[:size])
+        y = np.concatenate([y, signal("noise")[:size]])
+        ref = whole_frames(y, "constant")[:, : stream.frames_total]
+        np.testing.assert_allclose(stream.power(37).numpy(), ref[:, -37:].numpy(), rtol=1e-5, atol=1e-9)
 
 
 def test_stream_window_before_enough_frames():

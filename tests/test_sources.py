@@ -255,64 +255,96 @@ def test_unknown_device_name_gives_a_clear_error():
     assert "'no-such-device-xyz': not found; available: [" in msg or "no input device found" in msg
 
 
+class _Pulse:
+    """A PulseAudio server with a null sink ``sink`` whose monitor is the default source.
+
+    ``ours`` says whether this test session started the server (then it stops it after); a server that was
+    already running only gets the sink added and removed. No test kills the server under an open stream:
+    PortAudio's ALSA thread may then spin instead of ending the stream, and closing it would hang.
+    """
+
+    def __init__(self, sd, sink: str):
+        self.sd, self.sink = sd, sink
+        self.ours = not self.alive()
+
+    @staticmethod
+    def alive() -> bool:
+        return subprocess.run(["pulseaudio", "--check"], capture_output=True).returncode == 0
+
+    def start(self) -> None:
+        if self.ours:
+            done = subprocess.run(["pulseaudio", "--start", "-n", "--exit-idle-time=-1",
+                                   f"--load=module-null-sink sink_name={self.sink}",
+                                   "--load=module-native-protocol-unix"], capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.skip(f"cannot start a PulseAudio server: {done.stderr.strip()[-200:]}")
+        else:
+            subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={self.sink}"],
+                           capture_output=True)
+        subprocess.run(["pactl", "set-default-source", f"{self.sink}.monitor"], capture_output=True)
+        self._rescan()
+
+    def stop(self) -> None:
+        if self.ours:
+            subprocess.run(["pulseaudio", "--kill"], capture_output=True)
+        else:
+            subprocess.run(["pactl", "unload-module", "module-null-sink"], capture_output=True)
+        self._rescan()
+
+    def _rescan(self) -> None:
+        self.sd._terminate()  # PortAudio enumerates devices once, at initialisation
+        self.sd._initialize()
+
+    def play(self, path, timeout: float = 10) -> None:
+        subprocess.run(["paplay", f"--device={self.sink}", str(path)], check=True, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
-def pulse_sink():
-    """A PulseAudio server with a null sink whose monitor is the default source; yields the sink name."""
+def pulse():
     missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"PulseAudio tools not installed: {', '.join(missing)} "
                     "(apt-get install pulseaudio pulseaudio-utils libasound2-plugins)")
-    sd = _require_sounddevice()
-    sink = f"livesound_test_{os.getpid()}"
-    ours = subprocess.run(["pulseaudio", "--check"], capture_output=True).returncode != 0
-    if ours:
-        started = subprocess.run(["pulseaudio", "--start", "-n", "--exit-idle-time=-1",
-                                  f"--load=module-null-sink sink_name={sink}",
-                                  "--load=module-native-protocol-unix"], capture_output=True, text=True)
-        if started.returncode != 0:
-            pytest.skip(f"cannot start a PulseAudio server: {started.stderr.strip()[-200:]}")
-    else:
-        subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={sink}"], capture_output=True)
-    subprocess.run(["pactl", "set-default-source", f"{sink}.monitor"], capture_output=True)
-    sd._terminate()  # PortAudio enumerates devices once: make it see the server's
-    sd._initialize()
+    server = _Pulse(_require_sounddevice(), f"livesound_test_{os.getpid()}")
+    server.start()
     try:
         names = [d["name"] for d in list_input_devices()]
         if "pulse" not in names:
             pytest.skip(f"PortAudio shows no 'pulse' input device (needs libasound2-plugins); has {names}")
-        yield sink
+        yield server
     finally:
-        if ours:
-            subprocess.run(["pulseaudio", "--kill"], capture_output=True)
-        else:
-            subprocess.run(["pactl", "unload-module", "module-null-sink"], capture_output=True)
-        sd._terminate()
-        sd._initialize()
+        server.stop()
 
 
-@pytest.mark.parametrize("channels", [1, 2])
-def test_mic_captures_sound_played_into_the_sink(pulse_sink, tmp_path, channels, thread_count):
+def _capture_tone(pulse, tmp_path, channels: int = 1) -> np.ndarray:
     path = _tone(tmp_path / "tone.wav", 0.5, hz=1000.0, amp=0.5, channels=2)
     mic = MicSource(device="pulse", channels=channels, blocksize=256)
     assert mic.samplerate == SR and mic.name == "mic:pulse"
     with mic:
         assert mic.running
-        subprocess.run(["paplay", f"--device={pulse_sink}", str(path)], check=True, timeout=10)
+        pulse.play(path)
         time.sleep(0.2)
     assert not mic.running and mic.error is None
-    x = mic.ring.read_available()
-    assert len(x) > 0.5 * SR
-    loud = x[np.abs(x) > 0.05]
-    assert len(loud) > 0.3 * SR  # most of the tone arrived
-    spectrum = np.abs(np.fft.rfft(x))
-    assert abs(np.argmax(spectrum) * SR / len(x) - 1000.0) < 10
-    assert 0.4 < np.abs(x).max() < 0.6  # a 0.5 tone, not doubled or halved by the mono mix
     assert mic.ring.overruns == 0
+    return mic.ring.read_available()
 
 
-def test_device_listing_shows_pulse(pulse_sink):
+def _assert_heard_the_tone(x: np.ndarray) -> None:
+    assert len(x) > 0.5 * SR
+    assert np.sum(np.abs(x) > 0.05) > 0.3 * SR  # most of the tone arrived
+    assert abs(np.argmax(np.abs(np.fft.rfft(x))) * SR / len(x) - 1000.0) < 10
+    assert 0.4 < np.abs(x).max() < 0.6  # a 0.5 tone, not doubled or halved by the mono mix
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_mic_captures_sound_played_into_the_sink(pulse, tmp_path, channels, thread_count):
+    _assert_heard_the_tone(_capture_tone(pulse, tmp_path, channels))
+
+
+def test_device_listing_shows_pulse(pulse):
     devices = list_input_devices()
     assert any(d["name"] == "pulse" for d in devices)
     assert "pulse" in format_device_list()
     with pytest.raises(AudioError, match=r"not found; available: \[.*pulse"):
         MicSource(device="no-such-device-xyz")
+

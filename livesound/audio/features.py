@@ -18,8 +18,8 @@ Everything here reproduces that without librosa or OpenCV:
   projection a `MatMul` and the dB a `Log`, so graphs export with no ONNX STFT/DFT op (TensorRT has no DFT and
   only a restricted STFT). In eager mode the same frames come from `torch.fft.rfft`, which is ~25x cheaper on a
   CPU; `dft="conv"` forces the exportable form, and export always uses it.
-* `cv2.resize` is two constant interpolation matrices (`resize_matrix`), bit-for-bit OpenCV's float
-  INTER_LINEAR up to rounding.
+* `cv2.resize` is two constant interpolation matrices (`resize_matrix`): OpenCV's float INTER_LINEAR to
+  float32 rounding (~1e-7).
 
 `PaperLogMel` is the whole pipeline on a clip; `StreamLogMel` keeps the same power-mel frames for a live stream,
 computing only frames that became complete; `LogMelFrames` is the frame kernel both share (and the exported
@@ -190,6 +190,7 @@ class LogMelFrames(nn.Module):
         self.register_buffer("mel", torch.from_numpy(mel_filterbank(sr, n_fft, n_mels)), persistent=False)
 
     def _use_conv(self) -> bool:
+        # torch.export (the dynamo ONNX path) reports is_compiling, so both exporters get the conv form.
         exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
         return self.dft == "conv" or (self.dft == "auto" and exporting)
 
@@ -276,6 +277,10 @@ class StreamLogMel:
     completes whatever the window length. The frames past the stream's current end (which a whole clip gets from
     its right padding) do not exist yet.
 
+    capacity: frames kept (the longest `window`); block_frames: the most frames one `frames` call computes,
+    which bounds the pending-sample buffer when a push brings many seconds at once. `frames_total` and
+    `samples_total` count what has been processed since `reset`.
+
     Not thread-safe: push and read from one thread (the pipeline's), never from the audio callback.
     """
 
@@ -319,8 +324,11 @@ class StreamLogMel:
             return 0
         chunk = torch.from_numpy(self._pending[: self.n_fft + (k - 1) * self.hop]).unsqueeze(0)
         power = self.frames(chunk)[0]  # [n_mels, k]
-        slots = (self.frames_total + torch.arange(k)) % self.capacity
-        self._ring[:, slots] = power
+        first = self.frames_total % self.capacity
+        if first + k <= self.capacity:
+            self._ring[:, first:first + k] = power
+        else:
+            self._ring[:, (first + torch.arange(k)) % self.capacity] = power
         self.frames_total += k
         used = k * self.hop
         self._pending[: self._fill - used] = self._pending[used:self._fill].copy()
@@ -332,8 +340,10 @@ class StreamLogMel:
         if not 0 < n_frames <= self.capacity:
             raise ValueError(f"n_frames must be in 1..{self.capacity}, got {n_frames}")
         n = min(n_frames, self.frames_total)
-        slots = (self.frames_total - n + torch.arange(n)) % self.capacity
-        return self._ring[:, slots]
+        start, end = (self.frames_total - n) % self.capacity, self.frames_total % self.capacity
+        if n == 0 or start < end:
+            return self._ring[:, start:start + n].clone()
+        return torch.cat([self._ring[:, start:], self._ring[:, :end]], dim=1)  # the window wraps the ring
 
     def window(self, n_frames: int = PAPER_FRAMES) -> Tensor:
         """The newest frames in the paper's normalisation: [n_mels, n_frames] in [0, 1].

@@ -14,10 +14,14 @@ Threading contract
   (stop, ``finished``), and counters and ``error`` that only the source's thread writes and the caller
   only reads. A failure inside the callback or thread is stored in ``error`` and ends the source; nothing
   is raised into the audio thread's caller.
+- A lost device: when PortAudio ends the stream, ``MicSource.error`` says so. Some hosts (ALSA over a
+  PulseAudio server that died) keep PortAudio's thread retrying instead; samples then just stop, which a
+  consumer sees as ``ring.total_written`` standing still.
 """
 
 from __future__ import annotations
 
+import abc
 import importlib
 import threading
 import time
@@ -33,7 +37,7 @@ STOP_TIMEOUT_S = 1.0
 _POLL_S = 0.002  # how often a non-realtime FileSource looks for room in the ring
 
 
-class AudioSource:
+class AudioSource(abc.ABC):
     """One live source of mono float32 samples at ``samplerate``, delivered into ``ring``.
 
     ``start()`` begins delivery, ``stop()`` ends it (idempotent); also a context manager. ``running`` is
@@ -48,14 +52,14 @@ class AudioSource:
         self.error: BaseException | None = None
 
     @property
-    def running(self) -> bool:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def running(self) -> bool: ...
 
-    def start(self) -> "AudioSource":
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start(self) -> "AudioSource": ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stop(self) -> None: ...
 
     def __enter__(self) -> "AudioSource":
         return self.start()
@@ -94,10 +98,12 @@ class _ThreadedSource(AudioSource):
     def start(self) -> "_ThreadedSource":
         if self.running:
             return self
-        self._stop.clear()
+        # A fresh event per run: a thread that outlived stop()'s join still sees its own event set.
+        self._stop = threading.Event()
         self.finished.clear()
         self.error = None
-        self._thread = threading.Thread(target=self._run, name=f"livesound-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), name=f"livesound-{self.name}",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -107,14 +113,14 @@ class _ThreadedSource(AudioSource):
             self._thread.join(STOP_TIMEOUT_S)
             self._thread = None
 
+    @abc.abstractmethod
     def _next_block(self, pos: int) -> np.ndarray | None:
         """Samples ``[<=blocksize]`` starting at absolute sample ``pos``; None when the source has ended."""
-        raise NotImplementedError
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         try:
             t0, pos0 = time.monotonic(), self._pos
-            while not self._stop.is_set():
+            while not stop.is_set():
                 block = self._next_block(self._pos)
                 if block is None:
                     self.finished.set()
@@ -123,19 +129,19 @@ class _ThreadedSource(AudioSource):
                     # A block exists once it has "been recorded": due when its last sample's time has come.
                     due = t0 + (self._pos - pos0 + len(block)) / self.samplerate
                     delay = due - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
+                    if delay > 0 and stop.wait(delay):
                         return
-                elif not self._wait_for_room(len(block)):
+                elif not self._wait_for_room(len(block), stop):
                     return
                 self.ring.write(block)
                 self._pos += len(block)
         except BaseException as e:  # noqa: BLE001 - stored for the caller; a thread has nobody to raise to
             self.error = e
 
-    def _wait_for_room(self, n: int) -> bool:
+    def _wait_for_room(self, n: int, stop: threading.Event) -> bool:
         """Wait until ``n`` samples fit without overwriting unread ones; False if stopped meanwhile."""
         while self.ring.capacity - self.ring.available < n:
-            if self._stop.wait(_POLL_S):
+            if stop.wait(_POLL_S):
                 return False
         return True
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -104,7 +105,7 @@ def load_audio_encoder(path: str | Path, config: AudioEncoderConfig | Mapping[st
     A paper-format file may hold the bare state dict or one nested under a common key (``state_dict``,
     ``model``, ...), with or without DataParallel's ``module.`` prefix. Its architecture is read from the
     tensor names and shapes for plain timm ResNets (resnet18/34/50/101/152); other backbones need
-    ``config``. Every tensor's name and shape is checked; any problem raises ``CheckpointError`` naming
+    ``config`` (which only paper-format files use: own-format files carry their config). Every tensor's name and shape is checked; any problem raises ``CheckpointError`` naming
     the file. Torch files are read with ``weights_only=True``, so a pickle that tries to run code is refused.
     """
     path = Path(path)
@@ -150,15 +151,20 @@ def paper_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _torch_load_weights_only(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        first = re.sub(r"^Weights only load failed\.\s*", "", first)
-        raise CheckpointError(path, "refused: the file holds objects other than tensors and plain data, "
-                                    f"which could run code when unpickled ({first[:160]})") from None
-    except Exception as e:  # truncated zips, legacy files cut short, not a torch file at all
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(path, f"unreadable torch file, truncated or not a checkpoint ({first[:160]})") from None
+        with warnings.catch_warnings():  # torch warns before refusing a TorchScript archive; we say why below
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # a global outside torch's weights-only allow-list
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f"names {found.group(1)}, which is" if found else "holds objects that are"
+        raise CheckpointError(path, f"refused: the file {what} not tensor data and could run code when "
+                                    "unpickled") from None
+    except Exception as e:  # truncated zips, legacy files cut short, TorchScript archives, not torch at all
+        text = " ".join(str(e).split()) or type(e).__name__
+        if "TorchScript" in text:
+            raise CheckpointError(path, "a TorchScript archive, which livesound does not execute; save the "
+                                        "module's state_dict() instead") from None
+        raise CheckpointError(path, f"unreadable torch file, truncated or not a checkpoint ({text[:160]})") from None
 
 
 def _is_state(d: Any) -> bool:

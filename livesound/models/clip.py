@@ -13,6 +13,8 @@ its similarities carry no meaning.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -108,8 +110,8 @@ class ClipModel(nn.Module):
         try:
             model = open_clip.create_model(name, pretrained=str(file), device=device,
                                            force_quick_gelu=bool(quick_gelu), weights_only=True)
-        except Exception as e:  # open_clip raises RuntimeError/KeyError/UnpicklingError for bad files
-            raise CheckpointError(file, f"cannot load as CLIP {name}: {_first_line(e)}") from None
+        except Exception as e:
+            raise CheckpointError(file, _load_problem(name, e)) from None
         return cls(model, open_clip.get_tokenizer(name), name=name, weights=str(weights)).to(device)
 
     # ------------------------------------------------------------------------------------------ properties
@@ -231,6 +233,14 @@ def _missing_message(name: str, tag: str, tag_cfg: dict, cache_dir: str | None) 
             f"weights file with --clip PATH")
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:200]
+def _load_problem(name: str, e: BaseException) -> str:
+    """One line for a CLIP weights file open_clip could not load."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    if "TorchScript" in text:
+        return ("a TorchScript archive (the OpenAI clip package's format), which livesound does not execute; "
+                "use open_clip's 'openai' tag, the same weights as a plain state dict")
+    if isinstance(e, pickle.UnpicklingError):  # torch.load(weights_only=True) refused a global
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f"names {found.group(1)}, which is" if found else "holds objects that are"
+        return f"cannot load as CLIP {name}: refused, the file {what} not tensor data and could run code when unpickled"
+    return f"cannot load as CLIP {name}: {text[:240]}"

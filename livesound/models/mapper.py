@@ -106,6 +106,8 @@ class EqualLinear(nn.Module):
     """Linear layer with equalised learning rate: y = x @ (W * lr_mul / sqrt(in)).T + b * lr_mul.
 
     ``init_gain`` scales the initial N(0, 1) effective weights (the stored weight is N(0, 1) / lr_mul).
+    The gain multiplies the output rather than the weight: at batch 1 rescaling the weight every call
+    costs more than the product itself (the FiLM weights are the mapper's largest tensors).
     """
 
     def __init__(self, in_features: int, out_features: int, lr_mul: float = 1.0, activation: bool = False,
@@ -118,7 +120,7 @@ class EqualLinear(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.linear(x, self.weight * self.weight_gain, self.bias * self.lr_mul)
+        x = F.linear(x, self.weight) * self.weight_gain + self.bias * self.lr_mul
         if self.activation:
             x = F.leaky_relu(x, 0.2) * SQRT2
         return x
