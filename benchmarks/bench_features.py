@@ -7,7 +7,9 @@ Scenarios (torch eager, fp32, batch 1):
   stream.push      StreamLogMel.push of one hop (512 samples = 11.6 ms of audio at 44.1 kHz): one STFT frame
   stream.window    StreamLogMel.encoder_input(): dB over the newest 864 frames, resize, reshape (per video frame)
   paper.clip_10s   PaperLogMel on a 10 s clip (441000 samples)
-each with dft="fft" (torch.fft.rfft, the eager default) and dft="conv" (the Conv1d DFT that ONNX exports).
+each with dft="fft" (torch.fft.rfft, the eager default) and dft="conv" (the Conv1d DFT that ONNX exports), and
+  encoder[NAME]    the audio encoder's forward on one [1, 1, 128, 512] input (the paper's resnet18 layout,
+                   seeded weights: the cost does not depend on the values)
 """
 
 from __future__ import annotations
@@ -54,10 +56,21 @@ def clip_scenario(dft: str, clips: int, warmup: int, rng: np.random.Generator) -
         return {f"paper.clip_10s[{dft}]": timed(lambda i: module(wave), clips, min(warmup, 3))}
 
 
+def encoder_scenario(backbone: str, runs: int, warmup: int) -> dict[str, np.ndarray]:
+    from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder
+
+    enc = build_audio_encoder(AudioEncoderConfig(backbone=backbone), seed=0)
+    x = enc.example_input(1)
+    with torch.inference_mode():
+        return {f"encoder[{backbone}]": timed(lambda i: enc(x), runs, min(warmup, 5))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hops", type=int, default=1000, help="timed pushes of one hop each")
     ap.add_argument("--clips", type=int, default=20, help="timed 10 s clips")
+    ap.add_argument("--encoder-runs", type=int, default=30, help="timed encoder forwards")
+    ap.add_argument("--backbone", default="resnet18", help="timm backbone of the timed encoder")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--name", default="features_cpu", help="result file stem")
@@ -69,13 +82,14 @@ def main() -> None:
     for dft in ("fft", "conv"):
         runs |= stream_scenarios(dft, args.hops, args.warmup, rng)
         runs |= clip_scenario(dft, args.clips, args.warmup, rng)
+    runs |= encoder_scenario(args.backbone, args.encoder_runs, args.warmup)
     scenarios = {
         name: {"n": int(ms.size), "mean_ms": float(ms.mean()),
                **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)}, "max_ms": float(ms.max())}
         for name, ms in runs.items()
     }
     result = {
-        "benchmark": "log-mel features, torch eager fp32, batch 1",
+        "benchmark": "log-mel features and audio encoder, torch eager fp32, batch 1",
         "hop_audio_ms": 1e3 * HOP / SAMPLE_RATE,
         "scenarios": scenarios,
         "device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
