@@ -11,8 +11,6 @@ from livesound import __version__
 
 # Subcommands whose issue has not landed yet: they say so in one line and exit non-zero.
 PLANNED = {
-    "live": ("play the live instrument: microphone -> encoder -> mapper -> StyleGAN2 in a window",
-             "livesound live --preset demo"),
     "optimize": ("sound-guided latent optimisation for one full-quality result",
                  "livesound optimize --preset demo --audio sound.wav --out result/"),
     "train-encoder": ("train the audio encoder contrastively into CLIP space",
@@ -63,6 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--grid-only", action="store_true", help="write only grid.png")
     g.add_argument("--batch", type=int, default=8, help="images computed at once")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+    lv = _sub(subs, "live", "play the live instrument: sound -> encoder -> mapper -> StyleGAN2, in a window",
+              "livesound live --preset demo --source synth\n  "
+              "livesound live --source sound.wav --headless --frames 24 --out out/frames")
+    lv.add_argument("--preset", default="demo", help="preset name or preset JSON file")
+    lv.add_argument("--source", default="auto", help="auto (microphone if any, else synth), mic, synth, or a file")
+    lv.add_argument("--device", help="input device name (part of it) or index; see --list-devices")
+    lv.add_argument("--synth", default="chirp", choices=["chirp", "noise", "sine", "clicks"],
+                    help="signal of the synthetic source")
+    lv.add_argument("--generator", metavar="CKPT", help="generator checkpoint (overrides the preset's)")
+    lv.add_argument("--encoder", metavar="CKPT", help="audio encoder checkpoint")
+    lv.add_argument("--mapper", metavar="CKPT", help="latent mapper checkpoint")
+    lv.add_argument("--clip", metavar="WEIGHTS", help="CLIP weights for text steering and labels")
+    lv.add_argument("--labels", help="comma-separated labels shown in the overlay (with --clip)")
+    lv.add_argument("--strength", type=float, help="mapper strength (default: the preset's)")
+    lv.add_argument("--smoothing", type=float, help="embedding time constant in seconds (default: the preset's)")
+    lv.add_argument("--seed", type=int, default=0, help="seed of the source latent")
+    lv.add_argument("--headless", action="store_true", help="no window: render frames to PNGs")
+    lv.add_argument("--frames", type=int, default=120, help="frames to render headless")
+    lv.add_argument("--out", default="out/live", help="folder for headless frames")
+    lv.add_argument("--hop-fps", type=float, default=30.0,
+                    help="headless with a file: audio advances 1/hop-fps seconds per frame (reproducible)")
+    lv.add_argument("--stats", metavar="JSON", help="write per-stage timing percentiles of the run")
+    lv.add_argument("--record", metavar="PATH", help="window: where R records (.mp4 or a PNG folder)")
+    lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
 
     e = _sub(subs, "embed", "audio files -> CLIP-space embeddings (.npy, one row per file)",
              "livesound embed sound.wav other.flac --preset demo --out emb.npy")
@@ -115,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     from livesound.checkpoint import CheckpointError
     from livesound.presets import PresetError
 
-    commands = {"generate": cmd_generate, "embed": cmd_embed, "convert": cmd_convert, "presets": cmd_presets}
+    commands = {"generate": cmd_generate, "live": cmd_live, "embed": cmd_embed, "convert": cmd_convert, "presets": cmd_presets}
     try:
         return commands[args.command](args)
     except (AudioError, CheckpointError, PresetError, ValueError, OSError) as e:
@@ -164,6 +187,43 @@ def cmd_generate(args) -> int:
         save_png(grid(images), out / "grid.png")
     written = (0 if args.grid_only else len(names)) + (1 if images else 0)
     print(f"livesound generate: wrote {written} file(s) in {dt:.2f} s ({len(names) / dt:.1f} images/s)")
+    return 0
+
+
+def cmd_live(args) -> int:
+    import json
+    import os
+
+    from livesound.live.build import LiveOptions, build_stages, open_source
+    from livesound.live.session import run_headless
+
+    opts = LiveOptions(preset=args.preset, source=args.source, device=args.device, generator=args.generator,
+                       encoder=args.encoder, mapper=args.mapper, clip=args.clip,
+                       labels=[x.strip() for x in (args.labels or "").split(",") if x.strip()],
+                       strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth)
+    if args.frames < 1:
+        raise ValueError("--frames must be at least 1")
+    headless = args.headless
+    if not headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                             or os.environ.get("QT_QPA_PLATFORM")):
+        print("livesound live: no display found; running headless (pass --headless to say so)", file=sys.stderr)
+        headless = True
+    stages = build_stages(opts)
+    if headless:
+        stats = run_headless(stages, opts, args.frames, Path(args.out), args.hop_fps)
+        print(f"livesound live: wrote {args.frames} frames to {args.out} ({stats['fps']:.1f} frames/s)")
+    else:
+        from livesound.app.window import run_window
+        from livesound.live.engine import LiveEngine
+
+        engine = LiveEngine(stages, open_source(opts))
+        code = run_window(engine, title=f"livesound - {args.preset}", fullscreen=args.fullscreen,
+                          record_path=args.record)
+        stats = engine.stats()
+        if code:
+            return code
+    if args.stats:
+        Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
     return 0
 
 

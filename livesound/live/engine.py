@@ -1,0 +1,352 @@
+"""The live engine: sound in, frames out, as a recipe of timed stages.
+
+Threading contract
+- Audio thread (the source's PortAudio callback, or its file/synth thread): writes the RingBuffer and
+  nothing else; never blocks.
+- Listener thread: consumes every new sample in order into the streaming log-mel (`features`), encodes the
+  newest window (`encode`) and puts the unit embedding, stamped with its audio sample index, into a
+  latest-wins slot. It never waits on the renderer.
+- Renderer thread: peeks the newest hop of audio for the onset envelope, takes the newest embedding if there
+  is one, then `smooth` -> `map` -> `synthesize` -> `to_rgb8`, and puts the frame into a latest-wins slot.
+  Stale frames are replaced, never queued.
+- Caller / GUI thread: reads `latest_frame()` and sets controls (strength, seed, pause, text). Controls are
+  plain attribute writes that the renderer reads once per frame.
+The two workers each run torch with one intra-op thread, so on a 2-core machine each owns a core instead of
+both fighting over two. An exception in a worker is stored in `error` and logged, and the engine stops; it is
+never swallowed. `stop()` sets one event and joins every thread within its timeout.
+
+Headless fixed-step mode (`run_fixed_step`) uses no threads at all: each frame advances the audio by exactly
+`hop_samples` and runs every stage in order, so a file renders to the same frames on every run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from livesound.audio.features import PAPER_FRAMES, StreamLogMel, to_encoder_input
+from livesound.live.smoothing import EmbeddingSmoother, OnsetEnvelope
+
+log = logging.getLogger("livesound")
+STAGES = ("features", "encode", "smooth", "map", "synthesize", "to_rgb8")
+
+
+@dataclass
+class LiveSettings:
+    strength: float = 0.5            # mapper strength before the onset boost
+    smoothing_s: float = 0.25        # embedding time constant
+    window_s: float = 2.5            # audio the encoder sees (zero-padded to the paper's 864 frames)
+    truncation_psi: float = 0.7
+    noise_mode: str = "const"
+    seed: int = 0
+    onset_boost: float = 1.0         # strength multiplier added at a full onset
+    release_s: float = 0.3           # onset envelope release
+    labels: list[str] = field(default_factory=list)  # label names for the overlay (needs real CLIP weights)
+
+
+@dataclass
+class Frame:
+    index: int
+    rgb: np.ndarray                  # [H, W, 3] uint8
+    audio_sample: int                # newest audio sample index the frame reflects
+    t_done: float                    # time.perf_counter() when finished
+    stage_ms: dict[str, float]
+    level: float
+    onset: float
+    strength: float
+    seed: int
+    fps: float
+    labels: list[tuple[str, float]]
+
+
+class LatestSlot:
+    """One item, replaced by each put: the reader always gets the newest, never a queue."""
+
+    def __init__(self):
+        self._item = None
+        self._lock = threading.Lock()
+
+    def put(self, item) -> None:
+        with self._lock:
+            self._item = item
+
+    def get(self):
+        with self._lock:
+            return self._item
+
+
+class StageTimes:
+    """Per-stage milliseconds of recent frames, for percentiles (bounded, so long runs stay flat)."""
+
+    def __init__(self, keep: int = 4096):
+        self.ms: dict[str, deque] = {name: deque(maxlen=keep) for name in STAGES}
+
+    def add(self, name: str, ms: float) -> None:
+        self.ms[name].append(ms)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name, values in self.ms.items():
+            if values:
+                v = np.fromiter(values, float)
+                out[name] = {f"p{q}_ms": float(np.percentile(v, q)) for q in (50, 95, 99)} | {"n": len(v)}
+        return out
+
+
+class TorchBackend:
+    """Runs a stage's module with torch in inference mode. ONNX Runtime / TensorRT backends (the engines
+    issue) take the same call: ``backend(*tensors) -> tensor``."""
+
+    name = "torch"
+
+    def __init__(self, module: torch.nn.Module | Callable):
+        self.module = module
+
+    def __call__(self, *args):
+        with torch.inference_mode():
+            return self.module(*args)
+
+
+class Stages:
+    """The recipe of one frame: features -> encode -> smooth -> map -> synthesize -> to_rgb8.
+
+    Each step is a method that can be called, timed and tested alone. Not thread-safe as a whole: the
+    audio-side steps (features, encode) belong to one thread and the picture-side steps to one other.
+    """
+
+    def __init__(self, G, encoder, mapper, clip=None, settings: LiveSettings | None = None,
+                 sample_rate: int = 44100):
+        self.s = settings or LiveSettings()
+        self.G, self.clip = G, clip
+        self.sample_rate = sample_rate
+        self.window_frames = int(min(PAPER_FRAMES, max(8, round(self.s.window_s * sample_rate / 512))))
+        self.stream = StreamLogMel()
+        self.encoder = TorchBackend(encoder)
+        self.mapper = TorchBackend(lambda ws, e, k: mapper.edit(ws, e, k))
+        self.synthesis = TorchBackend(lambda ws: G.synthesis(ws, noise_mode=self.s.noise_mode))
+        self.smoother = EmbeddingSmoother(time_constant_s=self.s.smoothing_s)
+        self.envelope = OnsetEnvelope(sample_rate, release_s=self.s.release_s, max_boost=self.s.onset_boost)
+        self.label_embs = None
+        if clip is not None and self.s.labels:
+            self.label_embs = clip.encode_text(self.s.labels).float()
+        self.text_e: torch.Tensor | None = None
+        self.set_seed(self.s.seed)
+
+    # -- controls -------------------------------------------------------------------------------------------
+    def set_seed(self, seed: int) -> None:
+        with torch.inference_mode():
+            self.ws_src = self.G.mapping(self.G.z_from_seeds([seed]), truncation_psi=self.s.truncation_psi)
+        self.seed = seed
+
+    def set_text(self, text: str | None) -> None:
+        if not text:
+            self.text_e = None
+        elif self.clip is None:
+            raise ValueError("text steering needs a CLIP model")
+        else:
+            with torch.inference_mode():
+                self.text_e = self.clip.encode_text([text]).float()
+
+    # -- the stages -----------------------------------------------------------------------------------------
+    def features(self, new_samples: np.ndarray) -> torch.Tensor:
+        """Push new samples; the newest window as the encoder input [1, 1, 128, 512]."""
+        self.stream.push(new_samples)
+        spec = self.stream.window(self.window_frames)                       # [128, n]
+        return to_encoder_input(F.pad(spec, (0, PAPER_FRAMES - spec.shape[-1]))[None])
+
+    def encode(self, spec: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.encoder(spec).float(), dim=-1)             # [1, 512] unit
+
+    def smooth(self, e: torch.Tensor, dt: float, onset: float) -> torch.Tensor:
+        return self.smoother.update(e, dt, onset)
+
+    def map(self, e: torch.Tensor, strength: float) -> torch.Tensor:
+        emb = e if self.text_e is None else {"coarse": self.text_e, "medium": e, "fine": e}
+        return self.mapper(self.ws_src, emb, strength)                       # [1, num_ws, w_dim]
+
+    def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(ws)                                            # [1, 3, R, R]
+
+    @staticmethod
+    def to_rgb8(img: torch.Tensor) -> np.ndarray:
+        x = ((img[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return np.ascontiguousarray(x.permute(1, 2, 0).numpy())              # [R, R, 3]
+
+    def labels_for(self, e: torch.Tensor, k: int = 3) -> list[tuple[str, float]]:
+        if self.label_embs is None:
+            return []
+        sims = (e @ self.label_embs.T)[0]
+        top = torch.topk(sims, min(k, sims.numel()))
+        return [(self.s.labels[i], float(v)) for v, i in zip(top.values, top.indices)]
+
+
+def _timed(times: StageTimes, stage_ms: dict, name: str, fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    ms = (time.perf_counter() - t0) * 1e3
+    stage_ms[name] = ms
+    times.add(name, ms)
+    return out
+
+
+def run_fixed_step(stages: Stages, audio: np.ndarray, frames: int, hop_samples: int) -> Iterator[Frame]:
+    """Render ``frames`` frames from ``audio``, advancing exactly ``hop_samples`` per frame (no threads).
+
+    Past the end of the audio, silence follows. Deterministic: the same input gives the same frames.
+    """
+    times = StageTimes()
+    dt = hop_samples / stages.sample_rate
+    strength = stages.s.strength
+    for i in range(frames):
+        block = audio[i * hop_samples:(i + 1) * hop_samples]
+        if block.size < hop_samples:
+            block = np.pad(block, (0, hop_samples - block.size))
+        stage_ms: dict[str, float] = {}
+        spec = _timed(times, stage_ms, "features", stages.features, block)
+        e = _timed(times, stage_ms, "encode", stages.encode, spec)
+        level, onset, _ = stages.envelope.update(block, dt)
+        e_s = _timed(times, stage_ms, "smooth", stages.smooth, e, dt, onset)
+        k = stages.envelope.boosted(strength)
+        ws = _timed(times, stage_ms, "map", stages.map, e_s, k)
+        img = _timed(times, stage_ms, "synthesize", stages.synthesize, ws)
+        rgb = _timed(times, stage_ms, "to_rgb8", stages.to_rgb8, img)
+        yield Frame(i, rgb, (i + 1) * hop_samples, time.perf_counter(), stage_ms, float(level), float(onset),
+                    k, stages.seed, 1.0 / dt, stages.labels_for(e_s))
+    stages.times = times
+
+
+class LiveEngine:
+    """Live source + stages on two worker threads (see the module's threading contract)."""
+
+    def __init__(self, stages: Stages, source, torch_threads: int | None = 1):
+        self.stages, self.source = stages, source
+        self.times = StageTimes()
+        self._frame_slot, self._emb_slot = LatestSlot(), LatestSlot()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._torch_threads = torch_threads
+        self._pending_seed: int | None = None
+        self._pending_text: tuple[str | None] | None = None
+        self.error: BaseException | None = None
+        self.strength = stages.s.strength
+        self.paused = False
+        self.text: str | None = None
+        self.frames_rendered = 0
+        self._fps = 0.0
+
+    # -- controls (any thread) -------------------------------------------------------------------------------
+    @property
+    def seed(self) -> int:
+        return self._pending_seed if self._pending_seed is not None else self.stages.seed
+
+    def next_seed(self) -> None:
+        self._pending_seed = self.seed + 1
+
+    def prev_seed(self) -> None:
+        self._pending_seed = max(0, self.seed - 1)
+
+    def set_text(self, text: str | None) -> None:
+        self.text = text or None
+        self._pending_text = (self.text,)
+
+    @property
+    def source_name(self) -> str:
+        return self.source.name
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def latest_frame(self) -> Frame | None:
+        return self._frame_slot.get()
+
+    def stats(self) -> dict:
+        return {"stages": self.times.summary(), "fps": self._fps, "frames": self.frames_rendered,
+                "overruns": self.source.ring.overruns, "dropped_samples": self.source.ring.dropped_samples}
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
+        self._stop.clear()
+        self.source.start()
+        self._threads = [threading.Thread(target=self._guard, args=(self._listen,), name="livesound-listener",
+                                          daemon=True),
+                         threading.Thread(target=self._guard, args=(self._render,), name="livesound-renderer",
+                                          daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self.source.stop()
+
+    def _guard(self, loop: Callable[[], None]) -> None:
+        try:
+            loop()
+        except BaseException as e:  # noqa: BLE001 - reported, never swallowed
+            self.error = e
+            log.exception("livesound: %s failed: %s", threading.current_thread().name, e)
+            self._stop.set()
+
+    # -- workers --------------------------------------------------------------------------------------------
+    def _listen(self) -> None:
+        ring, st = self.source.ring, self.stages
+        while not self._stop.is_set():
+            new = ring.read_available()
+            if new.size == 0:
+                self._stop.wait(0.002)
+                continue
+            stage_ms: dict[str, float] = {}
+            spec = _timed(self.times, stage_ms, "features", st.features, new)
+            e = _timed(self.times, stage_ms, "encode", st.encode, spec)
+            self._emb_slot.put((e, st.stream.samples_total, stage_ms))
+
+    def _render(self) -> None:
+        ring, st = self.source.ring, self.stages
+        hop = np.zeros(512, np.float32)
+        last_t = time.perf_counter()
+        e_last, audio_idx, emb_ms = None, 0, {}
+        fps_t, fps_n = last_t, 0
+        while not self._stop.is_set():
+            if self._pending_seed is not None:
+                st.set_seed(self._pending_seed)
+                self._pending_seed = None
+            if self._pending_text is not None:
+                (text,), self._pending_text = self._pending_text, None
+                st.set_text(text)
+            got = self._emb_slot.get()
+            if got is not None:
+                e_last, audio_idx, emb_ms = got
+            if e_last is None or self.paused:
+                self._stop.wait(0.005)
+                continue
+            now = time.perf_counter()
+            dt, last_t = max(now - last_t, 1e-4), now
+            newest = ring.total_written
+            ring.read_latest(hop.size, out=hop)
+            level, onset, _ = st.envelope.update(hop, dt)
+            stage_ms = dict(emb_ms)
+            e_s = _timed(self.times, stage_ms, "smooth", st.smooth, e_last, dt, onset)
+            k = st.envelope.boosted(self.strength)
+            ws = _timed(self.times, stage_ms, "map", st.map, e_s, k)
+            img = _timed(self.times, stage_ms, "synthesize", st.synthesize, ws)
+            rgb = _timed(self.times, stage_ms, "to_rgb8", st.to_rgb8, img)
+            fps_n += 1
+            if now - fps_t >= 0.5:
+                self._fps, fps_t, fps_n = fps_n / (now - fps_t), now, 0
+            self._frame_slot.put(Frame(self.frames_rendered, rgb, max(newest, audio_idx), time.perf_counter(),
+                                       stage_ms, float(level), float(onset), k, st.seed, self._fps,
+                                       st.labels_for(e_s)))
+            self.frames_rendered += 1
