@@ -75,7 +75,8 @@ def open_source(opts: LiveOptions):
             return MicSource(opts.device)
         except AudioError as e:
             if opts.source == "mic":
-                raise AudioError(e.where, f"{e.problem} (or play a file: --source FILE.wav)") from None
+                hint = "" if "--source" in e.problem else " (or play a file: --source FILE.wav)"
+                raise AudioError(e.where, e.problem + hint) from None
             import sys
 
             print(f"livesound live: no microphone ({e.problem}); using the synthetic source", file=sys.stderr)

@@ -50,6 +50,8 @@ class LiveSettings:
     onset_boost: float = 1.0         # strength multiplier added at a full onset
     release_s: float = 0.3           # onset envelope release
     labels: list[str] = field(default_factory=list)  # label names for the overlay (needs real CLIP weights)
+    embed_hz: float = 20.0           # listener's encodes per second: the smoother (tau ~0.25 s) needs no more,
+                                     # and the renderer keeps the CPU; onsets still reach every frame
 
 
 @dataclass
@@ -303,7 +305,9 @@ class LiveEngine:
     # -- workers --------------------------------------------------------------------------------------------
     def _listen(self) -> None:
         ring, st = self.source.ring, self.stages
+        interval = 1.0 / st.s.embed_hz if st.s.embed_hz > 0 else 0.0
         while not self._stop.is_set():
+            t0 = time.perf_counter()
             new = ring.read_available()
             if new.size == 0:
                 self._stop.wait(0.002)
@@ -312,10 +316,14 @@ class LiveEngine:
             spec = _timed(self.times, stage_ms, "features", st.features, new)
             e = _timed(self.times, stage_ms, "encode", st.encode, spec)
             self._emb_slot.put((e, st.stream.samples_total, stage_ms))
+            self._stop.wait(max(0.0, interval - (time.perf_counter() - t0)))
 
     def _render(self) -> None:
         ring, st = self.source.ring, self.stages
-        hop = np.zeros(512, np.float32)
+        # The onset envelope sees every sample since the previous frame (at most ~0.19 s), so a click
+        # between two frames is never missed.
+        scratch = np.zeros(8192, np.float32)
+        seen = 0
         last_t = time.perf_counter()
         e_last, audio_idx, emb_ms = None, 0, {}
         fps_t, fps_n = last_t, 0
@@ -335,8 +343,10 @@ class LiveEngine:
             now = time.perf_counter()
             dt, last_t = max(now - last_t, 1e-4), now
             newest = ring.total_written
-            ring.read_latest(hop.size, out=hop)
-            level, onset, _ = st.envelope.update(hop, dt)
+            n = int(min(scratch.size, newest - seen))
+            block = ring.read_latest(n, out=scratch[:n])
+            seen = newest
+            level, onset, _ = st.envelope.update(block, dt)
             stage_ms = dict(emb_ms)
             e_s = _timed(self.times, stage_ms, "smooth", st.smooth, e_last, dt, onset)
             k = st.envelope.boosted(self.strength)
