@@ -214,7 +214,7 @@ def test_presets_build_or_find_the_encoder(tmp_path, monkeypatch, paper, paper_o
 
     demo = load_preset("demo")
     a, b = encoder_from_preset(demo), encoder_from_preset(demo)
-    assert a.cfg == AudioEncoderConfig(backbone="resnet18", embed_dim=512)
+    assert a.cfg == AudioEncoderConfig(backbone="lcnet_050", embed_dim=512)  # light, for live frame rates
     assert torch.equal(a.conv.weight, b.conv.weight)
     monkeypatch.setenv("LIVESOUND_MODELS", str(tmp_path))
     faces = load_preset("ffhq-1024")  # no encoder entry: the paper's released checkpoint
