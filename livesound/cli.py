@@ -17,10 +17,6 @@ PLANNED = {
                       "livesound train-encoder --data esc50/ --out encoder.safetensors"),
     "train-mapper": ("train the conditional latent mapper",
                      "livesound train-mapper --preset demo --out mapper.safetensors"),
-    "export": ("export stages to ONNX / TensorRT and check parity",
-               "livesound export onnx --preset demo --out engines/"),
-    "bench": ("time each stage per frame (p50/p95/p99) on each backend",
-              "livesound bench --preset demo"),
     "eval": ("zero-shot and linear-probe evaluation on ESC-50 / UrbanSound8K",
              "livesound eval zero-shot --data esc50/ --encoder encoder.safetensors"),
 }
@@ -86,6 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--stats", metavar="JSON", help="write per-stage timing percentiles of the run")
     lv.add_argument("--record", metavar="PATH", help="window: where R records (.mp4 or a PNG folder)")
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
+    lv.add_argument("--backend", help="onnxruntime or tensorrt for every accelerated stage, or per stage: "
+                                      "encode=onnxruntime,map=torch,synthesize=onnxruntime (default torch)")
+
+    ex = _sub(subs, "export", "export network stages to ONNX (with parity checks) or build TensorRT engines",
+              "livesound export onnx --generator stylegan2-ffhq-config-f.pt --out engines/\n  "
+              "livesound export onnx --preset demo --out engines/ --fp16 --fused\n  "
+              "livesound export tensorrt --onnx engines/ --precision fp16")
+    ex.add_argument("format", choices=["onnx", "tensorrt"], help="what to write")
+    ex.add_argument("--preset", default="demo", help="preset whose networks to export (when no path is given)")
+    ex.add_argument("--generator", metavar="CKPT", help="export this generator (.pt, .pkl, .safetensors)")
+    ex.add_argument("--encoder", metavar="CKPT", help="export this audio encoder (+ the audio graph)")
+    ex.add_argument("--mapper", metavar="CKPT", help="export this mapper")
+    ex.add_argument("--out", default="engines", help="output folder")
+    ex.add_argument("--fp16", action="store_true", help="also write *_fp16.onnx graphs (for GPUs)")
+    ex.add_argument("--fused", action="store_true", help="also write the fused embedding -> image graph")
+    ex.add_argument("--onnx", metavar="DIR", help="tensorrt: folder of .onnx graphs to build engines from")
+    ex.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp16", help="tensorrt precision")
+    ex.add_argument("--max-batch", type=int, default=4, help="tensorrt: largest batch of the profile")
+
+    bn = _sub(subs, "bench", "time every stage per frame on each backend, side by side (JSON + plot)",
+              "livesound bench --preset demo --backends torch,onnxruntime --frames 40 --json out.json")
+    bn.add_argument("--preset", default="demo")
+    bn.add_argument("--backends", default="torch,onnxruntime", help="comma-separated: torch, onnxruntime, tensorrt")
+    bn.add_argument("--frames", type=int, default=200, help="timed frames per backend")
+    bn.add_argument("--warmup", type=int, default=10, help="untimed frames first")
+    bn.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    bn.add_argument("--json", default="bench.json", help="where the JSON report goes")
+    bn.add_argument("--plot", help="PNG plot (default: next to the JSON)")
 
     e = _sub(subs, "embed", "audio files -> CLIP-space embeddings (.npy, one row per file)",
              "livesound embed sound.wav other.flac --preset demo --out emb.npy")
@@ -138,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     from livesound.checkpoint import CheckpointError
     from livesound.presets import PresetError
 
-    commands = {"generate": cmd_generate, "live": cmd_live, "embed": cmd_embed, "convert": cmd_convert, "presets": cmd_presets}
+    commands = {"generate": cmd_generate, "live": cmd_live, "embed": cmd_embed, "export": cmd_export,
+                "bench": cmd_bench, "convert": cmd_convert, "presets": cmd_presets}
     try:
         return commands[args.command](args)
     except (AudioError, CheckpointError, PresetError, ValueError, OSError) as e:
@@ -200,7 +225,8 @@ def cmd_live(args) -> int:
     opts = LiveOptions(preset=args.preset, source=args.source, device=args.device, generator=args.generator,
                        encoder=args.encoder, mapper=args.mapper, clip=args.clip,
                        labels=[x.strip() for x in (args.labels or "").split(",") if x.strip()],
-                       strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth)
+                       strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
+                       backend=args.backend)
     if args.frames < 1:
         raise ValueError("--frames must be at least 1")
     headless = args.headless
@@ -224,6 +250,71 @@ def cmd_live(args) -> int:
             return code
     if args.stats:
         Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
+    return 0
+
+
+def cmd_export(args) -> int:
+    out = Path(args.out)
+    if args.format == "tensorrt":
+        from exporters.tensorrt import build_engine
+
+        src = Path(args.onnx or args.out)
+        graphs = sorted(src.glob("*.onnx"))
+        if not graphs:
+            raise ValueError(f"{src}: no .onnx graphs to build engines from (run `livesound export onnx` first)")
+        for g in graphs:
+            info = build_engine(g, out / g.with_suffix(".engine").name, precision=args.precision,
+                                batch=(1, 1, args.max_batch), timing_cache=out / "timing.cache")
+            print(f"livesound export: {g.name} -> {info.get('engine', g.with_suffix('.engine').name)}")
+        return 0
+    from exporters.onnx_stages import export_all
+    from livesound.presets import encoder_from_preset, generator_from_preset, load_preset
+
+    G = encoder = mapper = None
+    if args.generator or args.encoder or args.mapper:
+        if args.generator:
+            from livesound.models.stylegan2 import load_generator
+
+            G = load_generator(args.generator)
+        if args.encoder:
+            from livesound.models.audio_encoder import load_audio_encoder
+
+            encoder = load_audio_encoder(args.encoder)
+        if args.mapper:
+            from livesound.models.mapper import load_mapper
+
+            mapper = load_mapper(args.mapper)
+    else:
+        from livesound.live.build import mapper_from_preset
+
+        preset = load_preset(args.preset)
+        G, encoder = generator_from_preset(preset), encoder_from_preset(preset)
+        mapper = mapper_from_preset(preset, G, encoder.embed_dim)
+    export_all(out, G, encoder, mapper, fp16=args.fp16, fused=args.fused,
+               log=lambda line: print(f"livesound export: {line}"))
+    print(f"livesound export: wrote {out} (graphs and export.json)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import json
+    import os
+
+    from livesound.bench import plot, run_bench
+
+    if args.frames < 1 or args.warmup < 0:
+        raise ValueError("--frames must be at least 1 and --warmup not negative")
+    threads = args.threads or os.cpu_count() or 1
+    result = run_bench(args.preset, [b.strip() for b in args.backends.split(",") if b.strip()], args.frames,
+                       args.warmup, threads, log=lambda line: print(line, file=sys.stderr))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = Path(args.plot) if args.plot else out.with_suffix(".png")
+    plot(result, png)
+    for r in result["backends"].values():
+        r.pop("_total_ms", None)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"livesound bench: wrote {out} and {png}")
     return 0
 
 

@@ -238,3 +238,17 @@ def tiny_generator():
 
     cfg = GeneratorConfig(resolution=32, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16)
     return build_generator(cfg, seed=3)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _engine_cache(tmp_path_factory):
+    """Exported graphs go to one test-session cache, never the user's (and later tests reuse them)."""
+    import os
+
+    old = os.environ.get("LIVESOUND_ENGINES")
+    os.environ["LIVESOUND_ENGINES"] = str(tmp_path_factory.mktemp("engines"))
+    yield
+    if old is None:
+        os.environ.pop("LIVESOUND_ENGINES", None)
+    else:
+        os.environ["LIVESOUND_ENGINES"] = old

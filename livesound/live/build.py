@@ -22,6 +22,8 @@ class LiveOptions:
     smoothing_s: float | None = None
     seed: int = 0
     synth_kind: str = "chirp"
+    backend: str | None = None       # "onnxruntime" or per stage "encode=onnxruntime,synthesize=torch"
+    backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
 
 
 def mapper_from_preset(preset, G, clip_dim: int, path: str | Path | None = None):
@@ -60,7 +62,10 @@ def build_stages(opts: LiveOptions) -> Stages:
         smoothing_s=opts.smoothing_s if opts.smoothing_s is not None else float(live.get("smoothing_s", 0.25)),
         window_s=float(live.get("window_s", 2.5)), truncation_psi=preset.truncation_psi,
         noise_mode=preset.noise_mode, seed=opts.seed, labels=list(opts.labels))
-    return Stages(G, encoder, mapper, clip, settings)
+    from livesound.live.backends import parse_backend_choice
+
+    return Stages(G, encoder, mapper, clip, settings, backends=parse_backend_choice(opts.backend),
+                  backend_threads=opts.backend_threads)
 
 
 def open_source(opts: LiveOptions):

@@ -125,15 +125,19 @@ class Stages:
     """
 
     def __init__(self, G, encoder, mapper, clip=None, settings: LiveSettings | None = None,
-                 sample_rate: int = 44100):
+                 sample_rate: int = 44100, backends: dict[str, str] | None = None, backend_threads: int = 1):
         self.s = settings or LiveSettings()
         self.G, self.clip = G, clip
         self.sample_rate = sample_rate
         self.window_frames = int(min(PAPER_FRAMES, max(8, round(self.s.window_s * sample_rate / 512))))
         self.stream = StreamLogMel()
         self.encoder = TorchBackend(encoder)
-        self.mapper = TorchBackend(lambda ws, e, k: mapper.edit(ws, e, k))
+        self.mapper_torch = TorchBackend(lambda ws, e, k: mapper.edit(ws, e, k))
+        self.mapper = self.mapper_torch
         self.synthesis = TorchBackend(lambda ws: G.synthesis(ws, noise_mode=self.s.noise_mode))
+        self.backends = {"encode": "torch", "map": "torch", "synthesize": "torch"} | dict(backends or {})
+        if any(b != "torch" for b in self.backends.values()):
+            self._accelerate(G, encoder, mapper, backend_threads)
         self.smoother = EmbeddingSmoother(time_constant_s=self.s.smoothing_s)
         self.envelope = OnsetEnvelope(sample_rate, release_s=self.s.release_s, max_boost=self.s.onset_boost)
         self.label_embs = None
@@ -141,6 +145,19 @@ class Stages:
             self.label_embs = clip.encode_text(self.s.labels).float()
         self.text_e: torch.Tensor | None = None
         self.set_seed(self.s.seed)
+
+    def _accelerate(self, G, encoder, mapper, threads: int) -> None:
+        from exporters.onnx_stages import stage_specs
+        from livesound.live.backends import make_backend
+
+        if self.s.noise_mode != "const" and self.backends["synthesize"] != "torch":
+            raise ValueError("exported generators bake in the constant noise: use noise_mode 'const'")
+        specs = stage_specs(G, encoder, mapper)
+        modules = {"encode": encoder, "map": mapper, "synthesize": G}
+        for stage, backend in self.backends.items():
+            if backend != "torch":
+                setattr(self, {"encode": "encoder", "map": "mapper", "synthesize": "synthesis"}[stage],
+                        make_backend(stage, backend, modules[stage], specs, threads))
 
     # -- controls -------------------------------------------------------------------------------------------
     def set_seed(self, seed: int) -> None:
@@ -171,8 +188,10 @@ class Stages:
         return self.smoother.update(e, dt, onset)
 
     def map(self, e: torch.Tensor, strength: float) -> torch.Tensor:
-        emb = e if self.text_e is None else {"coarse": self.text_e, "medium": e, "fine": e}
-        return self.mapper(self.ws_src, emb, strength)                       # [1, num_ws, w_dim]
+        k = torch.full((1,), float(strength))
+        if self.text_e is not None:  # per-group embeddings: the torch mapper takes them, exported graphs not
+            return self.mapper_torch(self.ws_src, {"coarse": self.text_e, "medium": e, "fine": e}, k)
+        return self.mapper(self.ws_src, e, k)                                 # [1, num_ws, w_dim]
 
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
         return self.synthesis(ws)                                            # [1, 3, R, R]

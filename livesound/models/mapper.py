@@ -178,7 +178,7 @@ class Mapper(nn.Module):
     def forward(self, ws: torch.Tensor, e: Embedding, enabled: GroupMask | None = None) -> torch.Tensor:
         torch._assert(ws.ndim == 3 and ws.shape[1] == self.num_ws and ws.shape[2] == self.w_dim,
                       f"ws must be [N, {self.num_ws}, {self.w_dim}]")
-        ws = ws.float()
+        ws = ws.to(self._dtype)
         on = self._mask(enabled)
         embeds = self._embeddings(e, ws.shape[0], on)
         parts = []
@@ -197,10 +197,15 @@ class Mapper(nn.Module):
 
         Named ``edit``, not ``apply``: ``nn.Module.apply(fn)`` (recursive init) must keep working.
         """
-        strength = torch.as_tensor(strength, dtype=torch.float32, device=ws.device)
+        strength = torch.as_tensor(strength, dtype=self._dtype, device=ws.device)
         if strength.ndim == 1:
             strength = strength.view(-1, 1, 1)
-        return ws.float() + strength * self(ws, e, enabled)
+        return ws.to(self._dtype) + strength * self(ws, e, enabled)
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        """float32, or float16 for a half-precision export."""
+        return next(self.parameters()).dtype
 
     def _mask(self, enabled: GroupMask | None) -> dict[str, bool]:
         if enabled is None:
@@ -237,7 +242,7 @@ class Mapper(nn.Module):
                 raise ValueError(f"no embedding for the enabled {g!r} layers")
             torch._assert(x.ndim == 2 and x.shape[1] == self.clip_dim and (x.shape[0] == n or x.shape[0] == 1),
                           f"embedding for {g} must be [{n} or 1, {self.clip_dim}]")
-            out[g] = x.float().expand(n, -1)  # [N, clip_dim]
+            out[g] = x.to(self._dtype).expand(n, -1)  # [N, clip_dim]
         return out
 
 

@@ -283,7 +283,7 @@ class SynthesisNetwork(nn.Module):
             ws = ws.unsqueeze(1).repeat(1, self.num_ws, 1)
         torch._assert(ws.ndim == 3 and ws.shape[1] == self.num_ws and ws.shape[2] == self.w_dim,
                       f"ws must be [N, {self.num_ws}, {self.w_dim}] (or [N, {self.w_dim}])")
-        ws = ws.float()
+        ws = ws.to(self.const.dtype)
         noise = self.make_noise(ws.shape[0], noise_mode, generator)
         x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # [N, C, 4, 4]
         x = self.layers[0](x, ws[:, 0], noise[0])

@@ -1,0 +1,175 @@
+"""Every network stage of livesound as its own ONNX graph, each checked in ONNX Runtime right after export.
+
+Graphs (opset 17, dynamic batch axis ``batch`` on every input and output):
+
+| file                     | inputs                                                   | outputs                        |
+|--------------------------|----------------------------------------------------------|--------------------------------|
+| generator.onnx           | ws [N, num_ws, w_dim] float32                            | image [N, 3, R, R], ~[-1, 1]   |
+| mapper.onnx              | ws [N, num_ws, w_dim], e [N, clip_dim] (unit), strength [N] | ws_edit [N, num_ws, w_dim]  |
+| encoder.onnx             | spec [N, 1, 128, 512] (the paper's encoder input)        | embedding [N, 512], raw        |
+| audio.onnx               | wave [N, T] float32 at 44.1 kHz (T fixed at export)      | embedding [N, 512], unit       |
+| embedding_to_image.onnx  | ws, e, strength (as mapper.onnx)                         | image (fused mapper+generator) |
+
+The generator bakes in the checkpoint's constant noise (an ONNX RandomNormal is unseeded in TensorRT). The
+audio graph computes the paper's log-mel with a Conv1d DFT basis (no STFT/DFT ops, so every runtime takes
+it). ``fp16=True`` also writes ``*_fp16.onnx`` (weights and activations in half precision; meant for GPUs:
+fp16 graphs run slower than fp32 on x86 CPUs) for every graph but the audio one, whose dB floor (1e-10)
+underflows in half precision.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+OPSET = 17
+
+
+@dataclass
+class GraphSpec:
+    name: str
+    module: nn.Module
+    inputs: dict[str, Callable[[int], torch.Tensor]]   # name -> example maker for a batch size
+    outputs: list[str]
+    atol: float
+
+
+class _Synthesis(nn.Module):
+    def __init__(self, G):
+        super().__init__()
+        self.G = G
+
+    def forward(self, ws):
+        return self.G.synthesis(ws, noise_mode="const")
+
+
+class _Mapper(nn.Module):
+    def __init__(self, mapper):
+        super().__init__()
+        self.mapper = mapper
+
+    def forward(self, ws, e, strength):
+        return self.mapper.edit(ws, e, strength)
+
+
+class _Audio(nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        from livesound.audio.features import PaperLogMel
+
+        self.features = PaperLogMel(dft="conv")
+        self.encoder = encoder
+
+    def forward(self, wave):
+        return nn.functional.normalize(self.encoder(self.features(wave)), dim=-1)
+
+
+class _EmbeddingToImage(nn.Module):
+    def __init__(self, G, mapper):
+        super().__init__()
+        self.G, self.mapper = G, mapper
+
+    def forward(self, ws, e, strength):
+        return self.G.synthesis(self.mapper.edit(ws, e, strength), noise_mode="const")
+
+
+def _unit(n: int, d: int, seed: int) -> torch.Tensor:
+    return nn.functional.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def stage_specs(G=None, encoder=None, mapper=None, audio_seconds: float = 2.5, fused: bool = False
+                ) -> list[GraphSpec]:
+    """The graphs to export for whichever networks are given."""
+    specs = []
+    gen = lambda *s: (lambda n: torch.randn(n, *s, generator=torch.Generator().manual_seed(n)))  # noqa: E731
+    if G is not None:
+        specs.append(GraphSpec("generator", _Synthesis(G), {"ws": gen(G.num_ws, G.w_dim)}, ["image"], 5e-3))
+    if mapper is not None:
+        m_inputs = {"ws": gen(mapper.num_ws, mapper.w_dim), "e": lambda n: _unit(n, mapper.clip_dim, n),
+                    "strength": lambda n: torch.full((n,), 0.5)}
+        specs.append(GraphSpec("mapper", _Mapper(mapper), m_inputs, ["ws_edit"], 1e-3))
+        if fused and G is not None:
+            specs.append(GraphSpec("embedding_to_image", _EmbeddingToImage(G, mapper), m_inputs, ["image"], 5e-3))
+    if encoder is not None:
+        specs.append(GraphSpec("encoder", encoder, {"spec": lambda n: torch.rand(n, 1, 128, 512,
+                               generator=torch.Generator().manual_seed(n))}, ["embedding"], 1e-3))
+        length = int(audio_seconds * 44100)
+        specs.append(GraphSpec("audio", _Audio(encoder), {"wave": lambda n: 0.1 * torch.randn(
+            n, length, generator=torch.Generator().manual_seed(n))}, ["embedding"], 1e-3))
+    return specs
+
+
+def export_graph(spec: GraphSpec, out_dir: Path, fp16: bool = False, check: bool = True) -> dict:
+    """Export one graph, check it, and return its report (path, inputs, outputs, parity errors)."""
+    import onnx
+
+    suffix = "_fp16" if fp16 else ""
+    path = Path(out_dir) / f"{spec.name}{suffix}.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = spec.module.eval()
+    dtype = torch.float16 if fp16 else torch.float32
+    if fp16:
+        import copy
+
+        module = copy.deepcopy(module).half()
+    example = tuple(make(2).to(dtype) for make in spec.inputs.values())
+    axes = {name: {0: "batch"} for name in [*spec.inputs, *spec.outputs]}
+    with torch.no_grad(), warnings.catch_warnings():
+        # Shape asserts read sizes as Python values while tracing; the batch axis stays dynamic regardless.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, str(path), input_names=list(spec.inputs), output_names=spec.outputs,
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    onnx.checker.check_model(str(path))
+    report = {"path": str(path), "inputs": _io(spec.inputs, example), "outputs": spec.outputs,
+              "opset": OPSET, "precision": "fp16" if fp16 else "fp32"}
+    if check:
+        report |= parity(spec, path, fp16)
+    return report
+
+
+def parity(spec: GraphSpec, path: Path, fp16: bool = False) -> dict:
+    """Run the graph in ONNX Runtime (CPU) against the fp32 torch module for batches 1 and 3; raise above
+    the stage's tolerance (x20 for fp16)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst_abs = worst_rel = 0.0
+    for batch in (1, 3):
+        inputs = [make(batch) for make in spec.inputs.values()]
+        with torch.no_grad():
+            want = spec.module(*inputs).float().numpy()
+        feed = {n: x.numpy().astype(np.float16 if fp16 else np.float32) for n, x in zip(spec.inputs, inputs)}
+        got = sess.run([spec.outputs[0]], feed)[0].astype(np.float32)
+        err = float(np.abs(got - want).max())
+        worst_abs = max(worst_abs, err)
+        worst_rel = max(worst_rel, err / (float(np.abs(want).max()) + 1e-12))
+    tol = spec.atol * (20 if fp16 else 1)
+    if not worst_abs <= tol:
+        raise RuntimeError(f"{path}: ONNX Runtime differs from torch by {worst_abs:.3g} (tolerance {tol:.3g})")
+    return {"max_abs_error": worst_abs, "max_rel_error": worst_rel, "tolerance": tol}
+
+
+def _io(inputs: dict, example: tuple) -> dict:
+    return {n: ["batch", *list(x.shape[1:])] for n, x in zip(inputs, example)}
+
+
+def export_all(out_dir: Path, G=None, encoder=None, mapper=None, fp16: bool = False, fused: bool = False,
+               log: Callable[[str], None] = print) -> list[dict]:
+    """Export (and check) every given stage into ``out_dir``; writes ``out_dir/export.json``."""
+    reports = []
+    for spec in stage_specs(G, encoder, mapper, fused=fused):
+        # The log-mel's dB floor (1e-10) underflows in half precision: the audio graph stays fp32.
+        for half in ([False, True] if fp16 and spec.name != "audio" else [False]):
+            r = export_graph(spec, out_dir, fp16=half)
+            log(f"{Path(r['path']).name}: max abs error {r['max_abs_error']:.3g}, "
+                f"relative {r['max_rel_error']:.3g} (tolerance {r['tolerance']:.3g})")
+            reports.append(r)
+    (Path(out_dir) / "export.json").write_text(json.dumps(reports, indent=2) + "\n")
+    return reports

@@ -1,0 +1,129 @@
+"""`livesound bench`: every stage of a frame timed per backend, side by side, in one run.
+
+Each backend runs the same frame recipe on the same deterministic audio (a chirp, one 1/30 s hop per frame),
+one frame after another on the calling thread: warm-up frames first, then ``frames`` timed frames. Stage names
+in the report: ``features`` (streaming log-mel), ``encoder``, ``mapper``, ``generator`` and ``total`` (the
+whole frame, smoothing and conversion to 8-bit RGB included). CUDA work is synchronised before each clock read.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPORT_STAGES = ("features", "encoder", "mapper", "generator", "total")
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _percentiles(ms: list[float]) -> dict[str, float]:
+    v = np.asarray(ms, float)
+    return {"p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
+            "p99_ms": float(np.percentile(v, 99)), "mean_ms": float(v.mean())}
+
+
+def time_backend(stages, frames: int, warmup: int, hop: int = 1470, progress: bool = False) -> dict:
+    """Per-stage times of ``frames`` frames (after ``warmup``) on already-built ``stages``."""
+    from tqdm import tqdm
+
+    from livesound.audio.sources import SynthSource
+
+    audio = SynthSource("chirp").render(0, (frames + warmup) * hop)
+    times: dict[str, list[float]] = {k: [] for k in REPORT_STAGES}
+    dt = hop / stages.sample_rate
+    for i in tqdm(range(frames + warmup), disable=None if progress else True, unit="frame", file=sys.stderr):
+        block = audio[i * hop:(i + 1) * hop]
+        marks = [time.perf_counter()]
+
+        def mark() -> None:
+            _sync()
+            marks.append(time.perf_counter())
+
+        spec = stages.features(block)
+        mark()
+        e = stages.encode(spec)
+        mark()
+        level, onset, _ = stages.envelope.update(block, dt)
+        ws = stages.map(stages.smooth(e, dt, onset), stages.envelope.boosted(stages.s.strength))
+        mark()
+        img = stages.synthesize(ws)
+        mark()
+        stages.to_rgb8(img)
+        mark()
+        if i >= warmup:
+            for name, a, b in (("features", 0, 1), ("encoder", 1, 2), ("mapper", 2, 3), ("generator", 3, 4),
+                               ("total", 0, 5)):
+                times[name].append((marks[b] - marks[a]) * 1e3)
+    report = {"stages": {k: _percentiles(v) for k, v in times.items()}}
+    report["fps"] = 1e3 / report["stages"]["total"]["mean_ms"]
+    report["_total_ms"] = times["total"]
+    return report
+
+
+def machine_info(threads: int) -> dict:
+    import onnxruntime
+
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": __import__("os").cpu_count(), "threads": threads, "python": platform.python_version(),
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "onnxruntime_providers": onnxruntime.get_available_providers(), "date": time.strftime("%Y-%m-%d")}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def run_bench(preset: str, backends: list[str], frames: int, warmup: int, threads: int,
+              progress: bool = True, log=print) -> dict:
+    from livesound.live.backends import BACKENDS
+    from livesound.live.build import LiveOptions, build_stages
+
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise ValueError(f"unknown backends {unknown}; choose from {', '.join(BACKENDS)}")
+    torch.set_num_threads(threads)
+    result = {"preset": preset, "frames": frames, "warmup": warmup, "backends": {},
+              "machine": machine_info(threads),
+              "settings": {"hop_samples": 1470, "batch": 1, "precision": "fp32", "audio": "chirp"}}
+    for name in backends:
+        log(f"livesound bench: {name}: building stages")
+        stages = build_stages(LiveOptions(preset=preset, backend=name, backend_threads=threads))
+        result["backends"][name] = time_backend(stages, frames, warmup, progress=progress)
+        r = result["backends"][name]
+        log(f"livesound bench: {name}: {r['fps']:.1f} fps, frame p50 {r['stages']['total']['p50_ms']:.1f} ms, "
+            f"p99 {r['stages']['total']['p99_ms']:.1f} ms")
+    return result
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["backends"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / len(names)
+    x = np.arange(len(REPORT_STAGES))
+    for i, name in enumerate(names):
+        st = result["backends"][name]["stages"]
+        p50 = [st[s]["p50_ms"] for s in REPORT_STAGES]
+        p99 = [st[s]["p99_ms"] for s in REPORT_STAGES]
+        a.bar(x + i * width, p50, width, yerr=[np.zeros(len(p50)), np.subtract(p99, p50)], capsize=3, label=name)
+        b.hist(result["backends"][name]["_total_ms"], bins=30, alpha=0.6, label=f"{name} "
+               f"({result['backends'][name]['fps']:.0f} fps)")
+    a.set_xticks(x + width * (len(names) - 1) / 2, REPORT_STAGES)
+    a.set(ylabel="ms (p50, whisker to p99)", title=f"{result['preset']}: per-stage time per frame")
+    a.legend()
+    b.set(xlabel="frame time, ms", ylabel="frames", title="whole-frame latency")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Evaluation measures: each module one measure, as library functions the CLI calls."""

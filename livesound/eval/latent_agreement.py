@@ -1,0 +1,118 @@
+"""The paper's Table 2 measure: does a sound move the latent the way its label's text does?
+
+For every labelled audio file, optimise from one source latent towards the sound's embedding and, with the
+same config, towards the CLIP text embedding of its label, then take the cosine similarity between the two
+latent offsets, flattened over all layers: ``cos(w_audio - w_src, w_text - w_src)``. Reported per label as
+mean and standard deviation (population std, ddof 0) over its files, and over all files.
+
+Labels: the parent folder's name (``data/rain/x.wav`` -> ``rain``), or a CSV with ``file,label`` rows
+(paths relative to the CSV's folder; a header row ``file,label`` is skipped). The text target is the
+label with ``_`` and ``-`` read as spaces, encoded bare (the paper tokenizes bare labels). Every file of a
+label shares one text optimisation: same source, same text, same config give the same latent.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from livesound.optimize import (OptimizeConfig, Source, Target, TargetPart, audio_embedding, optimize,
+                                text_embedding)
+from livesound.optimize_io import AUDIO_SUFFIXES
+
+
+@dataclass
+class LabelledFile:
+    path: Path
+    label: str
+
+
+def labelled_files(data: str | Path, csv_path: str | Path | None = None) -> list[LabelledFile]:
+    """Audio files with labels: from ``csv_path`` if given, else every audio file under ``data`` by folder."""
+    from livesound.audio.io import AudioError
+
+    data = Path(data)
+    if csv_path is not None:
+        csv_path = Path(csv_path)
+        if not csv_path.is_file():
+            raise ValueError(f"{csv_path}: no such CSV file")
+        rows = []
+        with open(csv_path, newline="") as f:
+            for row in csv.reader(f):
+                if not row or [c.strip().lower() for c in row[:2]] == ["file", "label"]:
+                    continue
+                if len(row) < 2 or not row[1].strip():
+                    raise ValueError(f"{csv_path}: rows must be file,label; got {row}")
+                path = Path(row[0].strip())
+                rows.append(LabelledFile(path if path.is_absolute() else csv_path.parent / path, row[1].strip()))
+        if not rows:
+            raise ValueError(f"{csv_path}: no file,label rows")
+        return rows
+    if not data.is_dir():
+        raise AudioError(data, "no such folder")
+    files = sorted(p for p in data.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise AudioError(data, f"no {'/'.join(AUDIO_SUFFIXES)} files under this folder")
+    return [LabelledFile(p, p.parent.name) for p in files]
+
+
+def label_text(label: str) -> str:
+    return " ".join(label.replace("_", " ").replace("-", " ").split())
+
+
+def offset_cosine(ws_a: torch.Tensor, ws_b: torch.Tensor, ws_src: torch.Tensor) -> float | None:
+    """cos(ws_a - ws_src, ws_b - ws_src), each offset flattened; None when an offset is zero (undefined)."""
+    da, db = (ws_a - ws_src).flatten().double(), (ws_b - ws_src).flatten().double()
+    if da.norm() == 0 or db.norm() == 0:
+        return None
+    return float(F.cosine_similarity(da, db, dim=0))
+
+
+def latent_agreement(G, clip, encoder, files: Sequence[LabelledFile], source: Source,
+                     cfg: OptimizeConfig = OptimizeConfig(), batch: int = 4, progress: bool = True) -> dict:
+    """Per-file offset cosines and their per-label and overall mean/std (see the module docstring)."""
+    if not files:
+        raise ValueError("no labelled files")
+    labels = sorted({f.label for f in files})
+    text_targets = [Target(f"text:{lab}", [TargetPart("text", text_embedding(clip, label_text(lab)),
+                                                      label=label_text(lab))]) for lab in labels]
+    audio_targets = [Target(f.path.name, [TargetPart("audio", audio_embedding(encoder, f.path), label=str(f.path))])
+                     for f in files]
+    ws: list[torch.Tensor] = []
+    everything = text_targets + audio_targets  # one part on all layers each: any of them can share a batch
+    for i in range(0, len(everything), batch):
+        ws.append(optimize(G, clip, source, everything[i:i + batch], cfg, progress=progress).ws)
+    ws_all = torch.cat(ws)                                       # [labels + files, num_ws, w_dim]
+    ws_text = dict(zip(labels, ws_all[:len(labels)]))
+    src = source.ws[0].cpu()
+    rows = [{"file": str(f.path), "label": f.label, "cosine": offset_cosine(w_a, ws_text[f.label], src)}
+            for f, w_a in zip(files, ws_all[len(labels):])]
+    per_label = {lab: _stats([r["cosine"] for r in rows if r["label"] == lab]) for lab in labels}
+    return {"measure": "cos(w_audio - w_src, w_text - w_src), flattened w+ offsets",
+            "source": source.label, "config": cfg.to_dict(), "files": rows, "labels": per_label,
+            "overall": _stats([r["cosine"] for r in rows])}
+
+
+def _stats(values: Sequence[float | None]) -> dict:
+    """n, mean and std over the defined values (None: an undefined cosine, counted in ``undefined``)."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    if v.size == 0:
+        return {"n": 0, "undefined": len(values), "mean": None, "std": None}
+    return {"n": int(v.size), "undefined": len(values) - int(v.size), "mean": float(v.mean()),
+            "std": float(v.std())}
+
+
+def format_table(report: dict) -> str:
+    """The per-label table as text: label, files, mean, std, then the overall row."""
+    width = max([len("overall"), *(len(k) for k in report["labels"])])
+    lines = [f"{'label':<{width}}  {'files':>5}  {'mean':>7}  {'std':>7}"]
+    fmt = lambda x: "    n/a" if x is None else f"{x:>7.4f}"  # noqa: E731
+    for lab, s in [*report["labels"].items(), ("overall", report["overall"])]:
+        lines.append(f"{lab:<{width}}  {s['n']:>5}  {fmt(s['mean'])}  {fmt(s['std'])}")
+    return "\n".join(lines)
