@@ -10,7 +10,6 @@ CheckpointError, AudioError or PresetError with one-line messages for ``main`` t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -189,11 +188,9 @@ def _target_spec(name: str, audio: Path | None, text: str | None, mix, G, clip, 
 
 
 def cmd_interpolate(args) -> int:
-    import numpy as np
-
-    from livesound.checkpoint import atomic_write
     from livesound.generate import load_latents
     from livesound.interpolate import interpolate, render_path
+    from livesound.optimize_io import write_npy
     from livesound.presets import generator_from_preset, load_preset
 
     preset = load_preset(args.preset)
@@ -204,20 +201,16 @@ def cmd_interpolate(args) -> int:
     frames = render_path(G, path.to(args.device), out, video=args.video, fps=args.fps,
                          noise_mode=preset.noise_mode)
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, path.numpy())
-
-    atomic_write(out / "path.npy", write)
+    write_npy(out / "path.npy", path.numpy())
     video = f" and {args.video}" if args.video else ""
     _say("interpolate", f"wrote {len(frames)} frames ({args.mode}) to {out}{video}")
     return 0
 
 
 def cmd_latent_agreement(args) -> int:
-    from livesound.checkpoint import atomic_write
     from livesound.eval.latent_agreement import format_table, labelled_files, latent_agreement
     from livesound.optimize import OptimizeConfig, source_latent
+    from livesound.optimize_io import write_json
 
     files = labelled_files(args.data, args.csv)
     if args.batch < 1:
@@ -231,7 +224,7 @@ def cmd_latent_agreement(args) -> int:
     _say("eval latent-agreement", f"{len(files)} file(s) in {len(labels)} label(s), {cfg.steps} steps each")
     report = latent_agreement(G, clip, encoder, files, source, cfg, batch=args.batch)
     out = Path(args.out)
-    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"))
+    write_json(out, report)
     print(format_table(report))
     _say("eval latent-agreement", f"wrote {out}")
     return 0

@@ -287,7 +287,7 @@ def optimize(G, clip, source: Source, targets: Sequence[Target], cfg: OptimizeCo
                 done = per_layer.detach()
                 gates -= cfg.mask_step * done * (1 - done)
         _append_log(logs, targets, step, total, clip_terms, l2, id_term, lr)
-        bar.set_postfix(loss=f"{total.mean().item():.4f}")
+        bar.set_postfix(loss=f"{total.mean().item():.4f}", refresh=False)
     with torch.no_grad():
         result = synth(w.detach())
     return OptimizeResult(ws=w.detach().cpu(), source_ws=w_src[:1].cpu(), log=logs,
