@@ -2,7 +2,7 @@
 time from a sound onset to the first frame that reacts to it.
 
     python benchmarks/bench_live.py                    # demo preset, 20 s of clicks every 0.5 s
-    python benchmarks/bench_live.py --seconds 60 --preset demo
+    python benchmarks/bench_live.py --seconds 60 --preset demo --backend onnxruntime
 
 The source is the synthetic `clicks` source running in real time through the same ring buffer, threads and
 stages as `livesound live`. Sound-to-picture latency is measured, not estimated: a probe thread timestamps the
@@ -44,10 +44,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--period", type=float, default=0.5, help="seconds between clicks")
+    ap.add_argument("--backend", help="stage backends as for `livesound live --backend` (default torch)")
     ap.add_argument("--name", help="result file stem")
     args = ap.parse_args()
 
-    stages = build_stages(LiveOptions(preset=args.preset))
+    stages = build_stages(LiveOptions(preset=args.preset, backend=args.backend))
     src = SynthSource("clicks", period=args.period, amplitude=0.8)
     engine = LiveEngine(stages, src)
     arrivals: dict[int, float] = {}
@@ -92,7 +93,7 @@ def main() -> None:
                  for name in ("features", "encode", "smooth", "map", "synthesize", "to_rgb8")}
     result = {
         "benchmark": "live path end to end (synthetic clicks source in real time, threads as in `livesound live`)",
-        "preset": args.preset, "seconds": args.seconds, "frames": len(run),
+        "preset": args.preset, "backend": args.backend or "torch", "seconds": args.seconds, "frames": len(run),
         "fps": len(run) / (run[-1][1] - run[0][1]),
         "frame_interval": pct(intervals),
         "onset_to_frame_latency": (pct(latencies) if latencies else {}) | {
@@ -102,7 +103,7 @@ def main() -> None:
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = args.name or f"live_{args.preset}_cpu"
+    stem = args.name or f"live_{args.preset}_{(args.backend or 'torch').replace('=', '-').replace(',', '_')}_cpu"
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     _plot(intervals, latencies, result, RESULTS / f"{stem}.png")
     print(json.dumps(result, indent=2))

@@ -72,7 +72,7 @@ def test_onnxruntime_backend_gives_the_same_frames_and_caches_graphs(tmp_path):
 
     engines = Path(os.environ["LIVESOUND_ENGINES"])  # the session's cache (conftest); bench reuses it
     audio = (0.3 * np.sin(np.arange(44100) * 0.05)).astype(np.float32)
-    eager = build_stages(LiveOptions())
+    eager = build_stages(LiveOptions(backend="torch"))
     accel = build_stages(LiveOptions(backend="onnxruntime"))
     assert all(isinstance(b, OrtBackend) for b in (accel.encoder, accel.mapper, accel.synthesis))
     a = [f.rgb.astype(int) for f in run_fixed_step(eager, audio, 4, 1470)]

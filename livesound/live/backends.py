@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,8 @@ def cached_onnx(stage: str, spec_name: str, module: torch.nn.Module, specs) -> P
     folder = engines_dir() / f"{spec_name}-{fingerprint(module)}"
     path = folder / f"{spec_name}.onnx"
     if not path.is_file():  # export into a private folder, then rename: a kill never leaves half a graph
+        print(f"livesound: exporting the {stage} stage to ONNX once (cached in {engines_dir()})",
+              file=sys.stderr)
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         export_graph(spec, tmp)

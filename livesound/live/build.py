@@ -22,7 +22,8 @@ class LiveOptions:
     smoothing_s: float | None = None
     seed: int = 0
     synth_kind: str = "chirp"
-    backend: str | None = None       # "onnxruntime" or per stage "encode=onnxruntime,synthesize=torch"
+    backend: str | None = None       # "torch", "onnxruntime" or per stage "encode=onnxruntime,synthesize=torch";
+                                     # None: the preset's live.backend (torch if it names none)
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
 
 
@@ -64,7 +65,8 @@ def build_stages(opts: LiveOptions) -> Stages:
         noise_mode=preset.noise_mode, seed=opts.seed, labels=list(opts.labels))
     from livesound.live.backends import parse_backend_choice
 
-    return Stages(G, encoder, mapper, clip, settings, backends=parse_backend_choice(opts.backend),
+    backend = opts.backend if opts.backend is not None else live.get("backend")
+    return Stages(G, encoder, mapper, clip, settings, backends=parse_backend_choice(backend),
                   backend_threads=opts.backend_threads)
 
 
