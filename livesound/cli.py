@@ -98,15 +98,34 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp16", help="tensorrt precision")
     ex.add_argument("--max-batch", type=int, default=4, help="tensorrt: largest batch of the profile")
 
-    bn = _sub(subs, "bench", "time every stage per frame on each backend, side by side (JSON + plot)",
-              "livesound bench --preset demo --backends torch,onnxruntime --frames 40 --json out.json")
+    bn = _sub(subs, "bench", "time every stage per frame on each backend, side by side, or the generator alone, "
+                             "or sound-to-picture latency (JSON + plot)",
+              "livesound bench --preset demo --backends torch,onnxruntime --frames 40 --json out.json\n  "
+              "livesound bench --generator G.pt --stages generator --backends torch,onnxruntime --frames 10 "
+              "--json out.json\n  "
+              "livesound bench latency --preset demo --json lat.json")
+    bn.add_argument("what", nargs="?", choices=["stages", "latency"], default="stages",
+                    help="stages: time each stage of a frame; latency: sound onset to frame ready, live")
     bn.add_argument("--preset", default="demo")
-    bn.add_argument("--backends", default="torch,onnxruntime", help="comma-separated: torch, onnxruntime, tensorrt")
+    bn.add_argument("--stages", choices=["all", "generator"], default="all",
+                    help="generator: the generator alone, as a fraction of this machine's measured fp32 peak")
+    bn.add_argument("--generator", metavar="CKPT", help="--stages generator: this checkpoint, not the preset's")
+    bn.add_argument("--backends", default="torch,onnxruntime",
+                    help="comma-separated: torch, onnxruntime, tensorrt (--stages generator: torch, onnxruntime, "
+                         "torch-compile)")
     bn.add_argument("--frames", type=int, default=200, help="timed frames per backend")
     bn.add_argument("--warmup", type=int, default=10, help="untimed frames first")
     bn.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     bn.add_argument("--json", default="bench.json", help="where the JSON report goes")
     bn.add_argument("--plot", help="PNG plot (default: next to the JSON)")
+    bn.add_argument("--seconds", type=float, default=10.0, help="latency: seconds of clicks (real time)")
+    bn.add_argument("--path", choices=["auto", "pulseaudio", "file"], default="auto",
+                    help="latency: capture path (auto: a PulseAudio null sink where available, else a file "
+                         "source paced in real time)")
+    bn.add_argument("--blocksize", type=int, default=256, help="latency: capture block size, samples")
+    bn.add_argument("--latency", help="latency: capture device latency, low|high|SECONDS (default: PortAudio's)")
+    bn.add_argument("--backend", help="latency: stage backends as for `livesound live --backend` "
+                                      "(default: the preset's)")
 
     e = _sub(subs, "embed", "audio files -> CLIP-space embeddings (.npy, one row per file)",
              "livesound embed sound.wav other.flac --preset demo --out emb.npy")
@@ -317,18 +336,33 @@ def cmd_bench(args) -> int:
     import json
     import os
 
-    from livesound.bench import plot, run_bench
-
     if args.frames < 1 or args.warmup < 0:
         raise ValueError("--frames must be at least 1 and --warmup not negative")
     threads = args.threads or os.cpu_count() or 1
-    result = run_bench(args.preset, [b.strip() for b in args.backends.split(",") if b.strip()], args.frames,
-                       args.warmup, threads, log=lambda line: print(line, file=sys.stderr))
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    if args.what == "latency":
+        from livesound.bench_latency import plot_latency as plot, run_latency_bench
+
+        result = run_latency_bench(args.preset, args.seconds, args.path, args.blocksize, args.latency,
+                                   backend=args.backend, log=log)
+    elif args.stages == "generator":
+        from livesound.bench_generator import plot_generator as plot, run_generator_bench
+
+        result = run_generator_bench(args.generator, args.preset, backends, args.frames, args.warmup, threads,
+                                     log=log)
+    else:
+        if args.generator:
+            raise ValueError("--generator needs --stages generator (a whole frame runs the preset's networks)")
+        from livesound.bench import plot, run_bench
+
+        result = run_bench(args.preset, backends, args.frames, args.warmup, threads, log=log)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = Path(args.plot) if args.plot else out.with_suffix(".png")
     plot(result, png)
-    for r in result["backends"].values():
+    result = {k: v for k, v in result.items() if not k.startswith("_")}
+    for r in result.get("backends", {}).values():
         r.pop("_total_ms", None)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"livesound bench: wrote {out} and {png}")

@@ -13,7 +13,7 @@ implementation executes. Per image, multiply-adds x 2 of:
 Not counted: the 4x4 FIR blur after each transposed convolution and the skip path's FIR upsampling of the
 image (an implementation may fold the blur into the convolution), and element-wise work (bias, noise,
 activation, scaling by styles, pixel norm, truncation). For a 256 px, channel-multiplier-1 generator in
-rosinality's channel table this comes to 29.8 GFLOP, 99.7% of it in the 3x3 convolutions.
+rosinality's channel table this comes to 29.8 GFLOP, 99.8% of it in the 3x3 convolutions.
 
 ``measure_peak_gflops`` measures the peak the same way a benchmark measures anything: best of several runs of
 a large fp32 matmul and of a 3x3 convolution with the given number of torch threads.

@@ -338,11 +338,13 @@ class MicSource(AudioSource):
 
     The device is resolved when the source is made (clear errors for a missing PortAudio, no input device,
     an unknown name); the stream opens on ``start``. ``input_overflows`` counts blocks PortAudio reported
-    as overflowed (audio lost before it reached us); the ring counts its own overruns.
+    as overflowed (audio lost before it reached us); the ring counts its own overruns. ``latency`` is the
+    device latency PortAudio is asked for: ``"low"``, ``"high"`` or seconds (None: sounddevice's default);
+    ``input_latency`` is what the open stream reports.
     """
 
     def __init__(self, device: int | str | None = None, samplerate: int = SAMPLE_RATE, blocksize: int = 256,
-                 channels: int = 1, ring_seconds: float = RING_SECONDS):
+                 channels: int = 1, ring_seconds: float = RING_SECONDS, latency: str | float | None = None):
         self._sd = _sounddevice()
         self.device = resolve_input_device(device, list_input_devices())
         super().__init__(f"mic:{self.device['name']}", samplerate, ring_seconds)
@@ -351,7 +353,9 @@ class MicSource(AudioSource):
                              f"has {self.device['channels']} input channels; {channels} requested")
         if blocksize <= 0:
             raise ValueError(f"blocksize must be positive, got {blocksize}")
-        self.blocksize, self.channels = int(blocksize), int(channels)
+        if not (latency in (None, "low", "high") or (isinstance(latency, (int, float)) and latency >= 0)):
+            raise ValueError(f"latency must be 'low', 'high' or seconds >= 0, got {latency!r}")
+        self.blocksize, self.channels, self.latency = int(blocksize), int(channels), latency
         self.input_overflows = 0
         self._mono = np.zeros(self.blocksize, dtype=np.float32)  # the callback's only scratch memory
         self._stream = None
@@ -360,6 +364,11 @@ class MicSource(AudioSource):
     @property
     def running(self) -> bool:
         return self._stream is not None and self._stream.active and self.error is None
+
+    @property
+    def input_latency(self) -> float | None:
+        """Seconds of input latency the open stream reports (None while closed)."""
+        return None if self._stream is None else float(self._stream.latency)
 
     def start(self) -> "MicSource":
         if self._stream is not None:
@@ -375,7 +384,7 @@ class MicSource(AudioSource):
         self.error, self._stopping = None, False
         try:
             stream = sd.InputStream(device=self.device["index"], channels=self.channels, dtype="float32",
-                                    samplerate=self.samplerate, blocksize=self.blocksize,
+                                    samplerate=self.samplerate, blocksize=self.blocksize, latency=self.latency,
                                     callback=self._callback, finished_callback=self._finished)
             stream.start()
         except sd.PortAudioError as e:

@@ -79,7 +79,7 @@ def open_source(opts: LiveOptions):
         return SynthSource(opts.synth_kind)
     if opts.source in ("mic", "auto"):
         try:
-            return MicSource(opts.device)
+            return MicSource(opts.device, latency="low")  # a live instrument wants the short buffer
         except AudioError as e:
             if opts.source == "mic":
                 hint = "" if "--source" in e.problem else " (or play a file: --source FILE.wav)"
