@@ -270,15 +270,20 @@ def cmd_live(args) -> int:
                              or os.environ.get("QT_QPA_PLATFORM")):
         print("livesound live: no display found; running headless (pass --headless to say so)", file=sys.stderr)
         headless = True
+    live_source = opts.source in ("auto", "mic", "synth")
+    if not live_source and not Path(opts.source).is_file():
+        raise ValueError(f"{opts.source}: no such audio file (sources: auto, mic, synth, or a file)")
+    # Open the device before building the networks: a missing device is told at once.
+    source = open_source(opts) if live_source else None
     stages = build_stages(opts)
     if headless:
-        stats = run_headless(stages, opts, args.frames, Path(args.out), args.hop_fps)
+        stats = run_headless(stages, opts, args.frames, Path(args.out), args.hop_fps, source=source)
         print(f"livesound live: wrote {args.frames} frames to {args.out} ({stats['fps']:.1f} frames/s)")
     else:
         from livesound.app.window import run_window
         from livesound.live.engine import LiveEngine
 
-        engine = LiveEngine(stages, open_source(opts))
+        engine = LiveEngine(stages, source or open_source(opts))
         code = run_window(engine, title=f"livesound - {args.preset}", fullscreen=args.fullscreen,
                           record_path=args.record)
         stats = engine.stats()

@@ -9,7 +9,8 @@ from livesound.live.build import LiveOptions, open_source
 from livesound.live.engine import LiveEngine, Stages, run_fixed_step
 
 
-def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_fps: float = 30.0) -> dict:
+def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_fps: float = 30.0,
+                 source=None) -> dict:
     """Render ``frames`` PNGs into ``out``. A file source steps its audio by a fixed hop per frame (the same
     frames on every run); the microphone and synthetic sources run live on the engine's threads."""
     from livesound.generate import save_png
@@ -26,7 +27,7 @@ def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_
         stats = {"stages": stages.times.summary(), "frames": frames, "mode": "fixed-step",
                  "hop_samples": hop}
     else:
-        engine = LiveEngine(stages, open_source(opts))
+        engine = LiveEngine(stages, source if source is not None else open_source(opts))
         engine.start()
         written, last = 0, -1
         try:
