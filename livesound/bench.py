@@ -8,6 +8,7 @@ whole frame, smoothing and conversion to 8-bit RGB included). CUDA work is synch
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -72,7 +73,7 @@ def machine_info(threads: int) -> dict:
     import onnxruntime
 
     info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": __import__("os").cpu_count(), "threads": threads, "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "onnxruntime_providers": onnxruntime.get_available_providers(), "date": time.strftime("%Y-%m-%d")}
     if torch.cuda.is_available():

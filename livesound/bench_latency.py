@@ -25,7 +25,6 @@ ring's ``write`` to log arrivals into preallocated arrays (it runs on the audio 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 import time
@@ -36,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from livesound.audio.io import SAMPLE_RATE, AudioError
+from livesound.audio.pulse import NullSink, missing_tools
 
 REACTS = 0.25  # onset at which the edit strength is boosted by a quarter or more: a visible kick
 RENDER_STAGES = ("smooth", "map", "synthesize", "to_rgb8")
@@ -156,41 +156,8 @@ class _RecordingSlot:
         return self._slot.get()
 
 
-class _NullSink:
-    """A PulseAudio null sink whose monitor is the default source (DESIGN.md); stops what it started."""
-
-    def __init__(self, sd, sink: str):
-        self.sd, self.sink, self.ours = sd, sink, False
-
-    def __enter__(self) -> "_NullSink":
-        self.ours = subprocess.run(["pulseaudio", "--check"], capture_output=True).returncode != 0
-        if self.ours:
-            done = subprocess.run(["pulseaudio", "--start", "-n", "--exit-idle-time=-1",
-                                   f"--load=module-null-sink sink_name={self.sink}",
-                                   "--load=module-native-protocol-unix"], capture_output=True, text=True)
-            if done.returncode != 0:
-                raise AudioError("pulseaudio", f"cannot start a server: {done.stderr.strip()[-200:]}")
-        else:
-            subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={self.sink}"],
-                           capture_output=True, check=True)
-        subprocess.run(["pactl", "set-default-source", f"{self.sink}.monitor"], capture_output=True)
-        self._rescan()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.ours:
-            subprocess.run(["pulseaudio", "--kill"], capture_output=True)
-        else:
-            subprocess.run(["pactl", "unload-module", "module-null-sink"], capture_output=True)
-        self._rescan()
-
-    def _rescan(self) -> None:
-        self.sd._terminate()  # PortAudio enumerates devices once, at initialisation
-        self.sd._initialize()
-
-
 def _pulse_missing() -> str | None:
-    missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
+    missing = missing_tools()
     if missing:
         return f"PulseAudio tools not installed: {', '.join(missing)}"
     from livesound.audio.sources import _sounddevice
@@ -305,7 +272,7 @@ def _run_pulse(stages, wav: Path, n: int, blocksize: int, latency) -> dict:
     from livesound.live.engine import LiveEngine
 
     sink = f"livesound_latency_{os.getpid()}"
-    with _NullSink(_sounddevice(), sink):
+    with NullSink(_sounddevice(), sink):
         source = MicSource(device="pulse", blocksize=blocksize, latency=latency)
         engine = LiveEngine(stages, source)
         slot, arrivals = _attach(engine, source, n + 10 * SAMPLE_RATE)

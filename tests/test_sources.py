@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib.abc
 import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -21,6 +19,7 @@ import soundfile as sf
 
 from livesound.audio import sources
 from livesound.audio.io import SAMPLE_RATE, AudioError, load_audio
+from livesound.audio.pulse import NullSink, missing_tools
 from livesound.audio.sources import (FileSource, MicSource, SynthSource, format_device_list, list_input_devices,
                                      resolve_input_device)
 
@@ -255,58 +254,17 @@ def test_unknown_device_name_gives_a_clear_error():
     assert "'no-such-device-xyz': not found; available: [" in msg or "no input device found" in msg
 
 
-class _Pulse:
-    """A PulseAudio server with a null sink ``sink`` whose monitor is the default source.
-
-    ``ours`` says whether this test session started the server (then it stops it after); a server that was
-    already running only gets the sink added and removed. No test kills the server under an open stream:
-    PortAudio's ALSA thread may then spin instead of ending the stream, and closing it would hang.
-    """
-
-    def __init__(self, sd, sink: str):
-        self.sd, self.sink = sd, sink
-        self.ours = not self.alive()
-
-    @staticmethod
-    def alive() -> bool:
-        return subprocess.run(["pulseaudio", "--check"], capture_output=True).returncode == 0
-
-    def start(self) -> None:
-        if self.ours:
-            done = subprocess.run(["pulseaudio", "--start", "-n", "--exit-idle-time=-1",
-                                   f"--load=module-null-sink sink_name={self.sink}",
-                                   "--load=module-native-protocol-unix"], capture_output=True, text=True)
-            if done.returncode != 0:
-                pytest.skip(f"cannot start a PulseAudio server: {done.stderr.strip()[-200:]}")
-        else:
-            subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={self.sink}"],
-                           capture_output=True)
-        subprocess.run(["pactl", "set-default-source", f"{self.sink}.monitor"], capture_output=True)
-        self._rescan()
-
-    def stop(self) -> None:
-        if self.ours:
-            subprocess.run(["pulseaudio", "--kill"], capture_output=True)
-        else:
-            subprocess.run(["pactl", "unload-module", "module-null-sink"], capture_output=True)
-        self._rescan()
-
-    def _rescan(self) -> None:
-        self.sd._terminate()  # PortAudio enumerates devices once, at initialisation
-        self.sd._initialize()
-
-    def play(self, path, timeout: float = 10) -> None:
-        subprocess.run(["paplay", f"--device={self.sink}", str(path)], check=True, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def pulse():
-    missing = [tool for tool in ("pulseaudio", "pactl", "paplay") if shutil.which(tool) is None]
+    missing = missing_tools()
     if missing:
         pytest.skip(f"PulseAudio tools not installed: {', '.join(missing)} "
                     "(apt-get install pulseaudio pulseaudio-utils libasound2-plugins)")
-    server = _Pulse(_require_sounddevice(), f"livesound_test_{os.getpid()}")
-    server.start()
+    server = NullSink(_require_sounddevice(), f"livesound_test_{os.getpid()}")
+    try:
+        server.start()
+    except AudioError as e:
+        pytest.skip(f"cannot start a PulseAudio server: {e.problem}")
     try:
         names = [d["name"] for d in list_input_devices()]
         if "pulse" not in names:
