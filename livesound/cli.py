@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lv = _sub(subs, "live", "play the live instrument: sound -> encoder -> mapper -> StyleGAN2, in a window",
               "livesound live --preset demo --source synth\n  "
-              "livesound live --source sound.wav --headless --frames 24 --out out/frames")
+              "livesound live --source sound.wav --headless --frames 24 --out out/frames\n  "
+              "livesound live --source synth --osc-in 127.0.0.1:9000 --osc-out 127.0.0.1:9001 --ndi")
     lv.add_argument("--preset", default="demo", help="preset name or preset JSON file")
     lv.add_argument("--source", default="auto", help="auto (microphone if any, else synth), mic, synth, or a file")
     lv.add_argument("--device", help="input device name (part of it) or index; see --list-devices")
@@ -79,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--stats", metavar="JSON", help="write per-stage timing percentiles of the run")
     lv.add_argument("--record", metavar="PATH", help="window: where R records (.mp4 or a PNG folder)")
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
+    rig = lv.add_argument_group("the rig (OSC, MIDI, video out, live presets; README: 'Playing with the rig')")
+    rig.add_argument("--osc-in", metavar="HOST:PORT", help="take /livesound/... control messages here")
+    rig.add_argument("--osc-out", metavar="HOST:PORT", help="send per-frame features (/livesound/level ...) here")
+    rig.add_argument("--midi", nargs="?", const="", metavar="PORT", help="MIDI input (first port, or part of a name)")
+    rig.add_argument("--ndi", nargs="?", const="livesound", metavar="NAME", help="send frames as an NDI source")
+    rig.add_argument("--v4l2", nargs="?", const="", metavar="DEVICE", help="send frames to a v4l2loopback camera")
+    rig.add_argument("--preset-file", metavar="JSON", help="live presets 1-9 and the MIDI map (created on store)")
     lv.add_argument("--backend", help="onnxruntime or tensorrt for every accelerated stage, or per stage: "
                                       "encode=onnxruntime,map=torch,synthesize=onnxruntime (default torch)")
 
@@ -257,12 +265,15 @@ def cmd_live(args) -> int:
 
     from livesound.live.build import LiveOptions, build_stages, open_source
     from livesound.live.session import run_headless
+    from livesound.rig.rig import Rig, RigOptions
 
     opts = LiveOptions(preset=args.preset, source=args.source, device=args.device, generator=args.generator,
                        encoder=args.encoder, mapper=args.mapper, clip=args.clip,
                        labels=[x.strip() for x in (args.labels or "").split(",") if x.strip()],
                        strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
                        backend=args.backend)
+    rig_opts = RigOptions(osc_in=args.osc_in, osc_out=args.osc_out, midi=args.midi, ndi=args.ndi, v4l2=args.v4l2,
+                          preset_file=args.preset_file)
     if args.frames < 1:
         raise ValueError("--frames must be at least 1")
     headless = args.headless
@@ -277,15 +288,20 @@ def cmd_live(args) -> int:
     source = open_source(opts) if live_source else None
     stages = build_stages(opts)
     if headless:
-        stats = run_headless(stages, opts, args.frames, Path(args.out), args.hop_fps, source=source)
+        stats = run_headless(stages, opts, args.frames, Path(args.out), args.hop_fps, source=source,
+                             rig_opts=rig_opts)
         print(f"livesound live: wrote {args.frames} frames to {args.out} ({stats['fps']:.1f} frames/s)")
     else:
         from livesound.app.window import run_window
         from livesound.live.engine import LiveEngine
 
         engine = LiveEngine(stages, source or open_source(opts))
-        code = run_window(engine, title=f"livesound - {args.preset}", fullscreen=args.fullscreen,
-                          record_path=args.record)
+        rig = Rig(engine, rig_opts).attach(engine)  # always: keys 1-9 store and recall presets in memory
+        try:
+            code = run_window(engine, title=f"livesound - {args.preset}", fullscreen=args.fullscreen,
+                              record_path=args.record, rig=rig)
+        finally:
+            rig.close()
         stats = engine.stats()
         if code:
             return code

@@ -11,6 +11,8 @@ Threading contract
   Stale frames are replaced, never queued.
 - Caller / GUI thread: reads `latest_frame()` and sets controls (strength, seed, pause, text). Controls are
   plain attribute writes that the renderer reads once per frame.
+- Rig hooks (`livesound.rig`: OSC, MIDI, presets, video out): ``before_frame`` and ``after_frame`` run on the
+  renderer thread and only drain a queue of control changes or hand a frame to a latest-wins slot.
 The two workers each run torch with one intra-op thread, so on a 2-core machine each owns a core instead of
 both fighting over two. An exception in a worker is stored in `error` and logged, and the engine stops; it is
 never swallowed. `stop()` sets one event and joins every thread within its timeout.
@@ -33,6 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from livesound.audio.features import PAPER_FRAMES, StreamLogMel, to_encoder_input
+from livesound.live.hpss import StreamingHPSS
+from livesound.live.reactivity import Reactivity
 from livesound.live.smoothing import EmbeddingSmoother, OnsetEnvelope
 
 log = logging.getLogger("livesound")
@@ -67,6 +71,9 @@ class Frame:
     seed: int
     fps: float
     labels: list[tuple[str, float]]
+    pulse: float = 0.0               # percussive envelope (livesound.live.hpss)
+    motion: float = 0.0              # harmonic envelope
+    bands: tuple[float, float, float] = (0.0, 0.0, 0.0)  # bass, mid, high from the spectrogram
 
 
 class LatestSlot:
@@ -132,6 +139,7 @@ class Stages:
         self.window_frames = int(min(PAPER_FRAMES, max(8, round(self.s.window_s * sample_rate / 512))))
         self.stream = StreamLogMel()
         self.encoder = TorchBackend(encoder)
+        self.mapper_module = mapper                                          # for checkpoint swaps (livesound.rig)
         self.mapper_torch = TorchBackend(lambda ws, e, k: mapper.edit(ws, e, k))
         self.mapper = self.mapper_torch
         self.synthesis = TorchBackend(lambda ws: G.synthesis(ws, noise_mode=self.s.noise_mode))
@@ -144,6 +152,9 @@ class Stages:
         if clip is not None and self.s.labels:
             self.label_embs = clip.encode_text(self.s.labels).float()
         self.text_e: torch.Tensor | None = None
+        self.text_groups: tuple[str, ...] = ("coarse",)  # layer groups the text steers (the rest follow sound)
+        self.hpss = StreamingHPSS(self.stream, sample_rate=sample_rate)
+        self.reactivity = Reactivity(G, self.s.truncation_psi)
         self.set_seed(self.s.seed)
 
     def _accelerate(self, G, encoder, mapper, threads: int) -> None:
@@ -178,6 +189,7 @@ class Stages:
     def features(self, new_samples: np.ndarray) -> torch.Tensor:
         """Push new samples; the newest window as the encoder input [1, 1, 128, 512]."""
         self.stream.push(new_samples)
+        self.hpss.update()                                                  # pulse/motion from the new frames
         spec = self.stream.window(self.window_frames)                       # [128, n]
         return to_encoder_input(F.pad(spec, (0, PAPER_FRAMES - spec.shape[-1]))[None])
 
@@ -189,9 +201,20 @@ class Stages:
 
     def map(self, e: torch.Tensor, strength: float) -> torch.Tensor:
         k = torch.full((1,), float(strength))
+        ws_src = self.reactivity.source(self.ws_src)                          # motion's walk, pulse's kick
         if self.text_e is not None:  # per-group embeddings: the torch mapper takes them, exported graphs not
-            return self.mapper_torch(self.ws_src, {"coarse": self.text_e, "medium": e, "fine": e}, k)
-        return self.mapper(self.ws_src, e, k)                                 # [1, num_ws, w_dim]
+            groups = {g: self.text_e if g in self.text_groups else e for g in ("coarse", "medium", "fine")}
+            return self.mapper_torch(ws_src, groups, k)
+        return self.mapper(ws_src, e, k)                                      # [1, num_ws, w_dim]
+
+    def react(self, strength: float, dt: float) -> float:
+        """Advance pulse/motion reactivity by ``dt``; the strength with the pulse's boost."""
+        self.reactivity.step(dt, self.hpss.pulse, self.hpss.motion)
+        return self.reactivity.boosted(strength)
+
+    def rig_readings(self) -> dict:
+        """The Frame fields of the spectrogram's features (pulse, motion, bands)."""
+        return {"pulse": self.hpss.pulse, "motion": self.hpss.motion, "bands": self.hpss.bands}
 
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
         return self.synthesis(ws)                                            # [1, 3, R, R]
@@ -218,15 +241,19 @@ def _timed(times: StageTimes, stage_ms: dict, name: str, fn, *args):
     return out
 
 
-def run_fixed_step(stages: Stages, audio: np.ndarray, frames: int, hop_samples: int) -> Iterator[Frame]:
+def run_fixed_step(stages: Stages, audio: np.ndarray, frames: int, hop_samples: int,
+                   before_frame: Callable[[], float] | None = None) -> Iterator[Frame]:
     """Render ``frames`` frames from ``audio``, advancing exactly ``hop_samples`` per frame (no threads).
 
     Past the end of the audio, silence follows. Deterministic: the same input gives the same frames.
+    ``before_frame`` (the rig's controls, `livesound.rig`) runs before each frame and returns its strength.
     """
     times = StageTimes()
     dt = hop_samples / stages.sample_rate
     strength = stages.s.strength
     for i in range(frames):
+        if before_frame is not None:
+            strength = before_frame()
         block = audio[i * hop_samples:(i + 1) * hop_samples]
         if block.size < hop_samples:
             block = np.pad(block, (0, hop_samples - block.size))
@@ -235,12 +262,12 @@ def run_fixed_step(stages: Stages, audio: np.ndarray, frames: int, hop_samples: 
         e = _timed(times, stage_ms, "encode", stages.encode, spec)
         level, onset, _ = stages.envelope.update(block, dt)
         e_s = _timed(times, stage_ms, "smooth", stages.smooth, e, dt, onset)
-        k = stages.envelope.boosted(strength)
+        k = stages.react(stages.envelope.boosted(strength), dt)
         ws = _timed(times, stage_ms, "map", stages.map, e_s, k)
         img = _timed(times, stage_ms, "synthesize", stages.synthesize, ws)
         rgb = _timed(times, stage_ms, "to_rgb8", stages.to_rgb8, img)
         yield Frame(i, rgb, (i + 1) * hop_samples, time.perf_counter(), stage_ms, float(level), float(onset),
-                    k, stages.seed, 1.0 / dt, stages.labels_for(e_s))
+                    k, stages.seed, 1.0 / dt, stages.labels_for(e_s), **stages.rig_readings())
     stages.times = times
 
 
@@ -262,11 +289,18 @@ class LiveEngine:
         self.text: str | None = None
         self.frames_rendered = 0
         self._fps = 0.0
+        # The rig's hooks (livesound.rig), called on the renderer thread: before each frame (and each idle
+        # wait) to apply control changes, after each frame to send it out. Both must return quickly.
+        self.before_frame: Callable[[], None] | None = None
+        self.after_frame: Callable[[Frame], None] | None = None
 
     # -- controls (any thread) -------------------------------------------------------------------------------
     @property
     def seed(self) -> int:
         return self._pending_seed if self._pending_seed is not None else self.stages.seed
+
+    def set_seed(self, seed: int) -> None:
+        self._pending_seed = max(0, int(seed))
 
     def next_seed(self) -> None:
         self._pending_seed = self.seed + 1
@@ -347,6 +381,8 @@ class LiveEngine:
         e_last, audio_idx, emb_ms = None, 0, {}
         fps_t, fps_n = last_t, 0
         while not self._stop.is_set():
+            if self.before_frame is not None:
+                self.before_frame()
             if self._pending_seed is not None:
                 st.set_seed(self._pending_seed)
                 self._pending_seed = None
@@ -368,14 +404,17 @@ class LiveEngine:
             level, onset, _ = st.envelope.update(block, dt)
             stage_ms = dict(emb_ms)
             e_s = _timed(self.times, stage_ms, "smooth", st.smooth, e_last, dt, onset)
-            k = st.envelope.boosted(self.strength)
+            k = st.react(st.envelope.boosted(self.strength), dt)
             ws = _timed(self.times, stage_ms, "map", st.map, e_s, k)
             img = _timed(self.times, stage_ms, "synthesize", st.synthesize, ws)
             rgb = _timed(self.times, stage_ms, "to_rgb8", st.to_rgb8, img)
             fps_n += 1
             if now - fps_t >= 0.5:
                 self._fps, fps_t, fps_n = fps_n / (now - fps_t), now, 0
-            self._frame_slot.put(Frame(self.frames_rendered, rgb, max(newest, audio_idx), time.perf_counter(),
-                                       stage_ms, float(level), float(onset), k, st.seed, self._fps,
-                                       st.labels_for(e_s)))
+            frame = Frame(self.frames_rendered, rgb, max(newest, audio_idx), time.perf_counter(), stage_ms,
+                          float(level), float(onset), k, st.seed, self._fps, st.labels_for(e_s),
+                          **st.rig_readings())
+            self._frame_slot.put(frame)
             self.frames_rendered += 1
+            if self.after_frame is not None:
+                self.after_frame(frame)

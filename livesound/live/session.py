@@ -10,10 +10,12 @@ from livesound.live.engine import LiveEngine, Stages, run_fixed_step
 
 
 def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_fps: float = 30.0,
-                 source=None) -> dict:
+                 source=None, rig_opts=None) -> dict:
     """Render ``frames`` PNGs into ``out``. A file source steps its audio by a fixed hop per frame (the same
-    frames on every run); the microphone and synthetic sources run live on the engine's threads."""
+    frames on every run); the microphone and synthetic sources run live on the engine's threads.
+    ``rig_opts`` (`livesound.rig.rig.RigOptions`): OSC/MIDI/presets/video out, applied in both modes."""
     from livesound.generate import save_png
+    from livesound.rig.rig import open_rig
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -22,12 +24,22 @@ def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_
 
         audio = load_audio(opts.source, sr=stages.sample_rate)
         hop = max(1, round(stages.sample_rate / hop_fps))
-        for frame in run_fixed_step(stages, audio, frames, hop):
-            save_png(frame.rgb, out / f"frame_{frame.index:06d}.png")
+        rig = open_rig(stages, rig_opts)
+        try:
+            for frame in run_fixed_step(stages, audio, frames, hop, rig and rig.step_before_frame):
+                save_png(frame.rgb, out / f"frame_{frame.index:06d}.png")
+                if rig is not None:
+                    rig.after_frame(frame)
+        finally:
+            if rig is not None:
+                rig.close()
         stats = {"stages": stages.times.summary(), "frames": frames, "mode": "fixed-step",
                  "hop_samples": hop}
     else:
         engine = LiveEngine(stages, source if source is not None else open_source(opts))
+        rig = open_rig(engine, rig_opts)
+        if rig is not None:
+            rig.attach(engine)
         engine.start()
         written, last = 0, -1
         try:
@@ -43,6 +55,10 @@ def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_
                 written += 1
         finally:
             engine.stop()
+            if rig is not None:
+                rig.close()
         stats = engine.stats() | {"mode": "live"}
     stats["fps"] = frames / (time.perf_counter() - t0)
+    if rig is not None:
+        stats["rig"] = rig.stats()
     return stats
