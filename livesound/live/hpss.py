@@ -45,12 +45,18 @@ class HPSSConfig:
     band_edges_hz: tuple[float, float] = (250.0, 4000.0)
 
 
+def peak_weights(frames: LogMelFrames) -> np.ndarray:
+    """Per mel bin, 1 / its filter's peak: undoes the Slaney area norm, so a sine reads the same power in any
+    bin (the norm scales each filter by 2 / bandwidth, which would make highs read ~20 dB low). float64 [M]."""
+    return 1.0 / frames.mel.numpy().astype(np.float64).max(axis=1)
+
+
 def full_scale_reference(frames: LogMelFrames, sr: int = SAMPLE_RATE) -> float:
-    """Total mel power of one frame of a full-scale 1 kHz sine: the 0 dB of loudness."""
+    """Total (peak-weighted) mel power of one frame of a full-scale 1 kHz sine: the 0 dB of loudness."""
     t = np.arange(frames.n_fft) / sr
     chunk = torch.from_numpy(np.sin(2 * np.pi * 1000.0 * t).astype(np.float32))[None]
     with torch.no_grad():
-        return float(frames(chunk).sum())
+        return float(frames(chunk)[0, :, 0].numpy() @ peak_weights(frames))
 
 
 class StreamingHPSS:
@@ -63,6 +69,7 @@ class StreamingHPSS:
         self.stream = stream
         self.frame_s = stream.hop / sample_rate
         self.ref_power = full_scale_reference(stream.frames, sample_rate)
+        self._weights = peak_weights(stream.frames)
         n_mels = stream.frames.n_mels
         centres = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2.0), n_mels + 2))[1:-1]
         lo, hi = self.c.band_edges_hz
@@ -101,6 +108,7 @@ class StreamingHPSS:
         hp, pp = harmonic ** self.c.mask_power, percussive ** self.c.mask_power
         denom = hp + pp
         mask_p = np.divide(pp, denom, out=np.full_like(denom, 0.5), where=denom > 1e-30)
+        s = s * self._weights
         energy = float(s.sum())
         share_p = float((s * mask_p).sum() / energy) if energy > 1e-30 else 0.0
         loud = self._loudness(energy)
