@@ -1,5 +1,7 @@
 """Helpers shared by the rig's tests."""
 
+import functools
+
 
 def fresh(stages, seed: int = 0):
     """The stages as just built with ``seed`` (no audio history, no reactivity), without rebuilding networks."""
@@ -16,3 +18,11 @@ def fresh(stages, seed: int = 0):
     stages.set_text(None)
     stages.set_seed(seed)
     return stages
+
+
+@functools.lru_cache(maxsize=1)
+def shared_stages():
+    """One demo build for every rig test module (building the networks is the slow part)."""
+    from livesound.live.build import LiveOptions, build_stages
+
+    return build_stages(LiveOptions(preset="demo"))

@@ -8,7 +8,7 @@ from livesound.audio.features import StreamLogMel
 from livesound.live.build import LiveOptions, build_stages
 from livesound.live.engine import run_fixed_step
 from livesound.live.hpss import StreamingHPSS
-from rig_helpers import fresh
+from rig_helpers import fresh, shared_stages
 
 SR = 44100
 HOP = 1470  # 30 frames per second
@@ -77,9 +77,11 @@ def test_bands_come_from_the_spectrogram():
     assert hpss.bands[2] == pytest.approx(0.5, rel=0.5)  # amplitude 0.5 against a full-scale reference
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stages():
-    return build_stages(LiveOptions(preset="demo"))
+    st = fresh(shared_stages())
+    yield st
+    fresh(st)
 
 
 def test_gains_off_leave_frames_untouched_and_on_make_pulse_and_motion_drive_the_picture(stages):

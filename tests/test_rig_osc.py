@@ -17,7 +17,7 @@ from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import REPO
-from rig_helpers import fresh
+from rig_helpers import fresh, shared_stages
 from livesound.audio.sources import SynthSource
 from livesound.live.build import LiveOptions, build_stages
 from livesound.live.engine import LiveEngine, run_fixed_step
@@ -65,9 +65,11 @@ def wait_for(cond, timeout=10.0) -> bool:
     return cond()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stages():
-    return build_stages(LiveOptions(preset="demo"))
+    st = fresh(shared_stages())
+    yield st
+    fresh(st)
 
 
 def test_contract_seed_in_and_level_out_of_a_headless_run(tmp_path, stages):

@@ -5,8 +5,8 @@ checkpoint (`load_generator` / `load_mapper`, the safe single doors) and puts th
 latest-wins slot. ``apply_pending`` runs on the renderer thread before a frame: it only swaps references and
 recomputes the source latent with the new mapping network (well under a frame), so the picture goes on with the
 old networks while the new ones load, and the audio threads never notice. A failed load is logged and leaves the
-running networks as they were. Swaps need the torch backend for the stage being replaced (an exported graph is
-built from one network and cannot take another's weights).
+running networks as they were. A swapped stage runs on torch from then on, whatever its backend was (an
+exported graph is built from one network and cannot take another's weights; export the new one to accelerate it).
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ class CheckpointSwap:
         """Start loading ``path`` as the ``kind`` ("generator" or "mapper") on a side thread."""
         if kind not in ("generator", "mapper"):
             raise ValueError(f"can swap a generator or a mapper, not {kind!r}")
-        stage = {"generator": "synthesize", "mapper": "map"}[kind]
-        if self.stages.backends.get(stage, "torch") != "torch":
-            raise ValueError(f"cannot swap the {kind}: its stage runs on {self.stages.backends[stage]} "
-                             "(an exported graph); use --backend torch to swap checkpoints live")
         if not Path(path).is_file():
             raise ValueError(f"{path}: no such {kind} checkpoint")
         t = threading.Thread(target=self._load, args=(kind, path), name=f"livesound-load-{kind}", daemon=True)
@@ -75,6 +71,9 @@ class CheckpointSwap:
             if (mapper.num_ws, mapper.w_dim) != tuple(st.ws_src.shape[1:]):
                 raise ValueError(f"the mapper takes w+ [{mapper.num_ws}, {mapper.w_dim}]; the generator has "
                                  f"{list(st.ws_src.shape[1:])}")
+            if mapper.clip_dim != st.mapper_module.clip_dim:
+                raise ValueError(f"the mapper takes {mapper.clip_dim}-d embeddings; the encoder gives "
+                                 f"{st.mapper_module.clip_dim}-d")
             return mapper
 
     def apply_pending(self) -> bool:
@@ -97,9 +96,11 @@ def use_networks(stages, generator=None, mapper=None) -> None:
     from livesound.live.engine import TorchBackend
 
     if mapper is not None:
+        stages.backends["map"] = "torch"
         stages.mapper_module = mapper
         stages.mapper_torch = stages.mapper = TorchBackend(lambda ws, e, k: mapper.edit(ws, e, k))
     if generator is not None:
+        stages.backends["synthesize"] = "torch"
         stages.G = generator
         stages.synthesis = TorchBackend(lambda ws: generator.synthesis(ws, noise_mode=stages.s.noise_mode))
         stages.reactivity.use_generator(generator, stages.s.truncation_psi)
