@@ -24,18 +24,19 @@ class VideoOutError(RuntimeError):
 
 
 class NdiSender:
-    """An NDI source named ``name`` sending RGBA frames (unclocked: the sender thread already paces)."""
+    """An NDI source named ``name`` sending RGBA frames. Unclocked by default (the renderer sets the pace);
+    ``clock=True`` lets NDI pace sends to ``fps`` (the sender thread then skips frames, never the renderer)."""
 
     kind = "ndi"
 
-    def __init__(self, name: str = "livesound", fps: float = 30.0):
+    def __init__(self, name: str = "livesound", fps: float = 30.0, clock: bool = False):
         try:
             from cyndilib.sender import Sender
             from cyndilib.video_frame import VideoSendFrame
             from cyndilib.wrapper.ndi_structs import FourCC
         except ImportError as e:
             raise VideoOutError(f"NDI needs cyndilib: pip install 'livesound[ndi]' ({e})") from None
-        self.name, self.fps = name, fps
+        self.name, self.fps, self.clock = name, fps, clock
         self._types = Sender, VideoSendFrame, FourCC
         self._sender = None
         self._rgba: np.ndarray | None = None
@@ -46,7 +47,7 @@ class NdiSender:
         vf.set_resolution(width, height)
         vf.set_fourcc(FourCC.RGBA)
         vf.set_frame_rate(Fraction(round(self.fps * 1000), 1000))
-        sender = Sender(self.name, clock_video=False)
+        sender = Sender(self.name, clock_video=self.clock)
         sender.set_video_frame(vf)
         sender.open()
         self._sender = sender
