@@ -38,7 +38,8 @@ STRENGTH_STEP = 1.2    # multiplicative, so each press is the same *relative* ch
 STRENGTH_FLOOR = 0.05  # below this a step down reaches 0 and a step up from 0 lands here (0 * k stays 0)
 STATS_EVERY_S = 0.5    # engine.stats() sorts its timing history: refresh the overlay's percentiles this often
 
-KEYS_HELP = "F fullscreen · O overlay · N/P seed · +/- strength · Space pause · R record · T text · Q quit"
+KEYS_HELP = ("F fullscreen · O overlay · N/P seed · +/- strength · Space pause · R record · T text · "
+             "1-9 preset (Ctrl stores) · L MIDI learn · Q quit")
 
 
 class _TextBox(QLineEdit):
@@ -61,15 +62,19 @@ class LiveWindow(QMainWindow):
     recording); each press of R starts a new timestamped recording there. ``record_format`` is "mp4", "mkv",
     "mov" or "png" (a directory of PNGs); by default mp4 when PyAV is installed, else png.
     ``record_fps`` is the rate a video plays at; by default the engine's fps when the recording starts.
+    ``rig`` (`livesound.rig.rig.Rig`) takes the preset keys 1-9 (Ctrl+1-9 stores) and MIDI learn (L, then a
+    control key, then a knob); its changes are queued for the engine's next frame.
     """
 
     closed = pyqtSignal()
 
     def __init__(self, engine, *, title: str = "livesound", record_path: str | Path | None = None,
                  record_format: str | None = None, record_fps: float | None = None, poll_ms: int = 4,
-                 parent: QWidget | None = None):
+                 rig=None, parent: QWidget | None = None):
         super().__init__(parent)
         self.engine = engine
+        self.rig = rig
+        self.learning = False  # L pressed: the next control key picks what a MIDI knob will drive
         self.record_dir = Path(record_path) if record_path is not None else Path("recordings")
         if record_format is None:
             record_format = "mp4" if importlib.util.find_spec("av") is not None else "png"
@@ -222,6 +227,9 @@ class LiveWindow(QMainWindow):
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key, repeat = event.key(), event.isAutoRepeat()
         K = Qt.Key
+        if self.rig is not None and self._rig_key(event):
+            event.accept()
+            return
         # Toggles ignore auto-repeat: holding F must not flicker between fullscreen and windowed.
         toggles = {K.Key_F: self.toggle_fullscreen, K.Key_O: self.toggle_overlay, K.Key_Space: self.toggle_pause,
                    K.Key_R: self.toggle_recording}
@@ -242,6 +250,33 @@ class LiveWindow(QMainWindow):
             super().keyPressEvent(event)
             return
         event.accept()
+
+    def _rig_key(self, event: QKeyEvent) -> bool:
+        """Preset keys and MIDI learn; True if the key was the rig's."""
+        key, K = event.key(), Qt.Key
+        slot = key - K.Key_0 if K.Key_1 <= key <= K.Key_9 else None
+        if key == K.Key_L and not event.isAutoRepeat():
+            self.learning = not self.learning
+            self.statusBar().showMessage("MIDI learn: press the control to map (+/-, N, P, Space, R, 1-9)"
+                                         if self.learning else KEYS_HELP)
+            return True
+        if self.learning:
+            learnable = {K.Key_Plus: "strength", K.Key_Equal: "strength", K.Key_Minus: "strength",
+                         K.Key_N: "next", K.Key_P: "prev", K.Key_Space: "pause", K.Key_R: "record"}
+            param = "preset" if slot is not None else learnable.get(key)
+            if param is None:
+                return False
+            self.learning = False
+            self.rig.midi_map.arm(param, slot)
+            self.statusBar().showMessage(f"MIDI learn: move a knob or press a pad for {param}"
+                                         + (f" {slot}" if slot else ""), 8000)
+            return True
+        if slot is None:
+            return False
+        store = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        self._run_action(lambda: self.rig.controls.submit("preset_save" if store else "preset", slot))
+        self.statusBar().showMessage(f"{'stored' if store else 'recalled'} live preset {slot}", 3000)
+        return True
 
     def _run_action(self, action) -> None:
         try:
@@ -342,7 +377,7 @@ def run_window(engine, title: str = "livesound", fullscreen: bool = False, **win
     """Start ``engine``, show it in a LiveWindow and run Qt's event loop until the window closes.
 
     Ctrl+C in the terminal closes the window. Returns 0, or 1 when the engine failed (its error has been
-    logged and shown). ``window_kwargs`` go to LiveWindow (record_path, record_format, record_fps, poll_ms).
+    logged and shown). ``window_kwargs`` go to LiveWindow (record_path, record_format, record_fps, poll_ms, rig).
     """
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "livesound"])
     window = LiveWindow(engine, title=title, **window_kwargs)

@@ -155,6 +155,8 @@ class Rig:
             if part is not None:
                 part.close()
         self.set_recording(0)
+        if self.bank.path is not None and self.midi_map.to_json() != self.bank.midi:
+            self.save_midi_map()  # what was learnt stays with the set
 
 
 def open_rig(target_or_stages, opts: RigOptions | None) -> Rig | None:
