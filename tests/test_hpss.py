@@ -50,7 +50,7 @@ def test_drums_raise_pulse_not_motion_and_a_chord_the_reverse():
     cp, cm = envelopes(chord())
     sp, sm = envelopes(np.zeros(SR, np.float32))
     assert dp.max() > 0.5 and dp.mean() > 0.2 and dm.max() < 0.1                # drums: pulse, no motion
-    assert cm.mean() > 0.5 and cp.max() < 0.1                                    # chord: motion, no pulse
+    assert cm.mean() > 0.5 and cp.max() < 0.15                                   # chord: motion, no pulse
     assert dp.mean() > 5 * cp.mean() and cm.mean() > 5 * dm.mean()
     assert sp.max() == 0 and sm.max() == 0                                       # silence: neither
 

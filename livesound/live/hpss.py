@@ -64,8 +64,8 @@ class StreamingHPSS:
 
     def __init__(self, stream: StreamLogMel, config: HPSSConfig | None = None, sample_rate: int = SAMPLE_RATE):
         self.c = config or HPSSConfig()
-        if self.c.time_frames < 1 or self.c.freq_bins < 1 or self.c.freq_bins % 2 == 0:
-            raise ValueError("time_frames must be >= 1 and freq_bins odd and >= 1")
+        if self.c.time_frames % 2 == 0 or self.c.freq_bins % 2 == 0 or min(self.c.time_frames, self.c.freq_bins) < 1:
+            raise ValueError("time_frames and freq_bins must be odd and positive (a median of odd length)")
         self.stream = stream
         self.frame_s = stream.hop / sample_rate
         self.ref_power = full_scale_reference(stream.frames, sample_rate)
@@ -92,37 +92,41 @@ class StreamingHPSS:
         self._seen = total
         if new <= 0:
             return 0
-        history = min(total, new + self.c.time_frames - 1)
-        power = self.stream.power(history).numpy().astype(np.float64)  # [M, history] oldest first
-        for j in range(history - new, history):
-            self._frame(power[:, max(0, j - self.c.time_frames + 1):j + 1])
-        return new
-
-    def _frame(self, window: np.ndarray) -> None:
-        """``window``: [M, <= time_frames] mel power, the newest frame last."""
-        s = window[:, -1]
-        harmonic = np.median(window, axis=1)                                 # steady in time, per bin
+        t = self.c.time_frames
+        power = self.stream.power(min(total, new + t - 1)).numpy().astype(np.float64)  # [M, <= new+t-1]
+        if power.shape[1] < new + t - 1:  # the stream's start: silence before it, as StreamLogMel assumes
+            power = np.pad(power, ((0, 0), (new + t - 1 - power.shape[1], 0)))
+        s = power[:, t - 1:]                                                             # [M, new]
+        harmonic = _median(np.lib.stride_tricks.sliding_window_view(power, t, axis=1))  # steady in time
         half = self.c.freq_bins // 2
-        padded = np.pad(s, half, mode="edge")
-        percussive = np.median(np.lib.stride_tricks.sliding_window_view(padded, self.c.freq_bins), axis=1)
+        padded = np.pad(s, ((half, half), (0, 0)), mode="edge")
+        percussive = _median(np.lib.stride_tricks.sliding_window_view(padded, self.c.freq_bins, axis=0))
         hp, pp = harmonic ** self.c.mask_power, percussive ** self.c.mask_power
         denom = hp + pp
         mask_p = np.divide(pp, denom, out=np.full_like(denom, 0.5), where=denom > 1e-30)
-        s = s * self._weights
-        energy = float(s.sum())
-        share_p = float((s * mask_p).sum() / energy) if energy > 1e-30 else 0.0
-        loud = self._loudness(energy)
-        self.percussive_share = share_p
-        self.pulse = max(self.pulse * self._pulse_decay, loud * share_p)
-        self.motion += self._motion_alpha * (loud * (1.0 - share_p) - self.motion)
-        band_power = self._band_masks @ s
+        s = s * self._weights[:, None]
+        energy = s.sum(axis=0)                                                           # [new]
+        share_p = np.divide((s * mask_p).sum(axis=0), energy, out=np.zeros_like(energy), where=energy > 1e-30)
+        for e, share in zip(energy.tolist(), share_p.tolist()):  # the envelopes run frame by frame
+            loud = self._loudness(e)
+            self.pulse = max(self.pulse * self._pulse_decay, loud * share)
+            self.motion += self._motion_alpha * (loud * (1.0 - share) - self.motion)
+        self.percussive_share = float(share_p[-1])
+        band_power = self._band_masks @ s[:, -1]
         self.bands = tuple(float(math.sqrt(max(b, 0.0) / self.ref_power)) for b in band_power)
+        return new
 
     def _loudness(self, energy: float) -> float:
         if energy <= 0:
             return 0.0
         db = 10.0 * math.log10(energy / self.ref_power)
         return min(1.0, max(0.0, 1.0 - db / self.c.floor_db))
+
+
+def _median(windows: np.ndarray) -> np.ndarray:
+    """Median over the last axis of odd length: one partition, without np.median's NaN checks."""
+    k = windows.shape[-1] // 2
+    return np.partition(windows, k, axis=-1)[..., k]
 
 
 __all__ = ["HPSSConfig", "StreamingHPSS", "full_scale_reference"]

@@ -5,8 +5,11 @@ checkpoint (`load_generator` / `load_mapper`, the safe single doors) and puts th
 latest-wins slot. ``apply_pending`` runs on the renderer thread before a frame: it only swaps references and
 recomputes the source latent with the new mapping network (well under a frame), so the picture goes on with the
 old networks while the new ones load, and the audio threads never notice. A failed load is logged and leaves the
-running networks as they were. A swapped stage runs on torch from then on, whatever its backend was (an
-exported graph is built from one network and cannot take another's weights; export the new one to accelerate it).
+running networks as they were. A stage on ONNX Runtime or TensorRT stays there: the new network is exported
+through the same cache the stage was built with (`livesound.live.backends.make_backend`) before it hands over,
+so a swap never drops a stage back to the slower torch path. The export runs in a child process: ONNX export
+holds the GIL for up to ~0.2 s at a time, which in a thread would stall the renderer for several frames; a
+child costs a second of start-up and stalls nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class CheckpointSwap:
         self.swaps = 0
         self.last_error: str | None = None
         self.last_apply_ms = 0.0
+        self._paths: dict[str, str] = {}
 
     def request(self, kind: str, path: str) -> threading.Thread:
         """Start loading ``path`` as the ``kind`` ("generator" or "mapper") on a side thread."""
@@ -35,6 +39,7 @@ class CheckpointSwap:
             raise ValueError(f"can swap a generator or a mapper, not {kind!r}")
         if not Path(path).is_file():
             raise ValueError(f"{path}: no such {kind} checkpoint")
+        self._paths[kind] = str(path)
         t = threading.Thread(target=self._load, args=(kind, path), name=f"livesound-load-{kind}", daemon=True)
         self.loading = t
         t.start()
@@ -43,12 +48,13 @@ class CheckpointSwap:
     def _load(self, kind: str, path: str) -> None:
         try:
             net = self._build(kind, path)
+            backend = self._accelerate(kind, net)
         except Exception as e:  # noqa: BLE001 - a bad checkpoint leaves the running networks alone; reported
             self.last_error = f"{path}: {e}"
             log.error("livesound swap: %s %s not loaded: %s", kind, path, e)
             return
         with self._lock:
-            self._pending = (kind, net, path)
+            self._pending = (kind, net, backend, path)
         log.info("livesound swap: %s %s loaded; taking over at the next frame", kind, path)
 
     def _build(self, kind: str, path: str):
@@ -64,6 +70,10 @@ class CheckpointSwap:
                 if (G.num_ws, G.w_dim) != (mapper.num_ws, mapper.w_dim):
                     raise ValueError(f"the generator has w+ [{G.num_ws}, {G.w_dim}]; the running mapper takes "
                                      f"[{mapper.num_ws}, {mapper.w_dim}]")
+                # One frame here, on the side: a fresh module's first forward pays allocations and lazy setup
+                # that would otherwise land on the renderer as a long frame.
+                G.synthesis(G.mapping(G.z_from_seeds([0]), truncation_psi=st.s.truncation_psi),
+                            noise_mode=st.s.noise_mode)
                 return G
             from livesound.models.mapper import load_mapper
 
@@ -74,7 +84,22 @@ class CheckpointSwap:
             if mapper.clip_dim != st.mapper_module.clip_dim:
                 raise ValueError(f"the mapper takes {mapper.clip_dim}-d embeddings; the encoder gives "
                                  f"{st.mapper_module.clip_dim}-d")
+            mapper.edit(torch.zeros(1, mapper.num_ws, mapper.w_dim), torch.zeros(1, mapper.clip_dim),
+                        torch.ones(1))  # warm up on the side, as for the generator
             return mapper
+
+    def _accelerate(self, kind: str, net):
+        """The stage's backend for ``net`` when the stage runs accelerated, else None (torch)."""
+        stage = {"generator": "synthesize", "mapper": "map"}[kind]
+        backend = self.stages.backends.get(stage, "torch")
+        if backend == "torch":
+            return None
+        from exporters.onnx_stages import stage_specs
+        from livesound.live.backends import make_backend
+
+        export_in_child(kind, self._paths[kind], stage, backend)  # fills the cache; the call below hits it
+        specs = stage_specs(G=net) if kind == "generator" else stage_specs(mapper=net)
+        return make_backend(stage, backend, net, specs, getattr(self.stages, "backend_threads", 1))
 
     def apply_pending(self) -> bool:
         """Renderer thread, between frames: install a loaded network; True if one took over."""
@@ -83,25 +108,67 @@ class CheckpointSwap:
         if pending is None:
             return False
         t0 = time.perf_counter()
-        kind, net, path = pending
-        use_networks(self.stages, **{kind: net})
+        kind, net, backend, path = pending
+        use_networks(self.stages, **{kind: net}, backend=backend)
         self.swaps += 1
         self.last_apply_ms = (time.perf_counter() - t0) * 1e3
         log.info("livesound swap: now running %s %s (%.1f ms between frames)", kind, path, self.last_apply_ms)
         return True
 
 
-def use_networks(stages, generator=None, mapper=None) -> None:
-    """Point the stages at a new generator and/or mapper (renderer thread, torch backends)."""
+def use_networks(stages, generator=None, mapper=None, backend=None) -> None:
+    """Point the stages at a new generator or mapper (renderer thread). ``backend``: its accelerated stage
+    backend, built on the side; None runs it on torch."""
     from livesound.live.engine import TorchBackend
 
     if mapper is not None:
-        stages.backends["map"] = "torch"
         stages.mapper_module = mapper
-        stages.mapper_torch = stages.mapper = TorchBackend(lambda ws, e, k: mapper.edit(ws, e, k))
+        stages.mapper_torch = TorchBackend(lambda ws, e, k: mapper.edit(ws, e, k))  # the text path's mapper
+        stages.mapper = backend or stages.mapper_torch
+        stages.backends["map"] = getattr(backend, "name", "torch")
     if generator is not None:
-        stages.backends["synthesize"] = "torch"
         stages.G = generator
-        stages.synthesis = TorchBackend(lambda ws: generator.synthesis(ws, noise_mode=stages.s.noise_mode))
+        stages.synthesis = backend or TorchBackend(lambda ws: generator.synthesis(ws, noise_mode=stages.s.noise_mode))
+        stages.backends["synthesize"] = getattr(backend, "name", "torch")
         stages.reactivity.use_generator(generator, stages.s.truncation_psi)
         stages.set_seed(stages.seed)
+
+
+def export_in_child(kind: str, path: str, stage: str, backend: str) -> None:
+    """Build ``backend``'s cached graph (and engine) for the checkpoint in a child process (see the module)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "livesound.rig.swap", kind, path, stage, backend],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"exporting the new {kind} for {backend} failed: {last}")
+
+
+def _export_main(kind: str, path: str, stage: str, backend: str) -> None:
+    import os
+
+    import torch
+
+    os.nice(19)               # the live process keeps the CPU; the export takes what is left
+    torch.set_num_threads(1)
+    from exporters.onnx_stages import stage_specs
+    from livesound.live.backends import make_backend
+
+    if kind == "generator":
+        from livesound.models.stylegan2 import load_generator
+
+        net = load_generator(path)
+        make_backend(stage, backend, net, stage_specs(G=net))
+    else:
+        from livesound.models.mapper import load_mapper
+
+        net = load_mapper(path).eval()
+        make_backend(stage, backend, net, stage_specs(mapper=net))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _export_main(*sys.argv[1:5])

@@ -1,0 +1,248 @@
+"""Per-frame cost of the rig on the renderer thread, beside the encoder it must stay small against.
+
+    python benchmarks/bench_rig.py                    # every scenario; writes results/rig_cpu.json and .png
+    python benchmarks/bench_rig.py --frames 2000 --threads 2
+
+Scenarios (the demo preset's networks, torch threads as given, fp32):
+  osc_out.frame       OscOut.send_frame: 8 datagrams of one frame's features to a UDP receiver on 127.0.0.1
+  hpss.frame          StreamingHPSS.update after one video frame of audio (1470 samples = 2-3 STFT hops);
+                      the stream's own STFT is not included (the encoder path already pays it)
+  reactivity.frame    Reactivity.step + source with every gain on (walk, kick): the latent arithmetic
+  video_offer[PX]     VideoOut.offer of a PX x PX frame: all the renderer pays for video out
+  ndi_send[PX]        NdiSender.send of one frame on the sender's own thread (not the renderer's)
+  encode              the demo encoder on one input (the reference: what the rig must stay small beside)
+  swap                a generator + mapper hot swap under a running engine: the takeover between two frames,
+                      and the gaps between frames while the new checkpoints load (and export, in a child
+                      process) on the side, against a control period of 60 frames without swaps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+CONTROL_FRAMES = 60
+
+
+def timed(fn, n: int, warmup: int) -> np.ndarray:
+    times = []
+    for i in range(warmup + n):
+        t0 = time.perf_counter()
+        fn(i)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return np.array(times) * 1e3
+
+
+def fake_frame(rgb: np.ndarray):
+    from livesound.live.engine import Frame
+
+    return Frame(0, rgb, 0, 0.0, {}, 0.1, 0.2, 0.5, 3, 30.0, [], pulse=0.3, motion=0.4, bands=(0.1, 0.2, 0.3))
+
+
+def osc_scenario(n: int, warmup: int) -> dict[str, np.ndarray]:
+    from livesound.rig.osc import OscOut
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.1)
+    stop = threading.Event()
+
+    def drain():
+        while not stop.is_set():
+            try:
+                rx.recv(65536)
+            except socket.timeout:
+                pass
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    out = OscOut(*rx.getsockname())
+    frame = fake_frame(np.zeros((8, 8, 3), np.uint8))
+    ms = timed(lambda i: out.send_frame(frame), n, warmup)
+    stop.set()
+    t.join()
+    out.close()
+    rx.close()
+    return {"osc_out.frame": ms}
+
+
+def hpss_scenario(n: int, warmup: int) -> dict[str, np.ndarray]:
+    from livesound.audio.features import StreamLogMel
+    from livesound.live.hpss import StreamingHPSS
+
+    stream = StreamLogMel()
+    hpss = StreamingHPSS(stream)
+    audio = (0.1 * np.random.default_rng(0).standard_normal((n + warmup + 40) * 1470)).astype(np.float32)
+    stream.push(audio[:40 * 1470])
+    hpss.update()
+    times = []
+    for i in range(n + warmup):
+        stream.push(audio[(40 + i) * 1470:(41 + i) * 1470])  # untimed: the encoder path computes these frames
+        t0 = time.perf_counter()
+        hpss.update()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {"hpss.frame": np.array(times) * 1e3}
+
+
+def reactivity_scenario(stages, n: int, warmup: int) -> dict[str, np.ndarray]:
+    r = stages.reactivity
+    r.gains.pulse_kick, r.gains.motion_walk = 0.5, 2.0
+
+    def step(i):
+        r.step(1 / 30, 0.5, 0.5)
+        r.source(stages.ws_src)
+
+    ms = timed(step, n, warmup)
+    r.gains.pulse_kick = r.gains.motion_walk = 0.0
+    r.phase = 0.0
+    return {"reactivity.frame": ms}
+
+
+def video_scenarios(n: int, warmup: int, sizes: list[int]) -> dict[str, np.ndarray]:
+    from livesound.rig.video_out import NdiSender, VideoOut
+
+    runs = {}
+    for px in sizes:
+        rgb = np.random.default_rng(px).integers(0, 255, (px, px, 3), dtype=np.uint8)
+        try:
+            sender = NdiSender(f"livesound-bench-{px}")
+        except Exception as e:  # noqa: BLE001 - no cyndilib: the offer cost is measured with a null sink
+            print(f"bench_rig: NDI unavailable ({e}); ndi_send[{px}] skipped")
+            sender = None
+        if sender is not None:
+            sender.open(px, px)
+            runs[f"ndi_send[{px}]"] = timed(lambda i: sender.send(rgb), max(n // 10, 20), 5)
+            sender.close()
+            out = VideoOut(NdiSender(f"livesound-bench-offer-{px}"))
+            runs[f"video_offer[{px}]"] = timed(lambda i: out.offer(rgb), n, warmup)
+            out.close()
+    return runs
+
+
+def encode_scenario(stages, n: int, warmup: int) -> dict[str, np.ndarray]:
+    spec = stages.features(np.zeros(1470, np.float32))
+    return {"encode": timed(lambda i: stages.encode(spec), n, warmup)}
+
+
+def swap_scenario(stages) -> dict:
+    """Two swaps while the engine renders a synthetic source; frame gaps around them."""
+    from livesound.audio.sources import SynthSource
+    from livesound.checkpoint import save_own
+    from livesound.live.engine import LiveEngine
+    from livesound.models.mapper import MapperConfig, build_mapper, save_mapper
+    from livesound.models.stylegan2 import build_generator
+    from livesound.rig.rig import Rig, RigOptions
+
+    folder = Path(tempfile.mkdtemp(prefix="livesound-bench-swap-"))
+    g2 = build_generator(stages.G.cfg, seed=77)
+    gpath = save_own(folder / "g2.safetensors", "generator", g2.cfg.to_dict(), g2.state_dict())
+    m = stages.mapper_module
+    mpath = save_mapper(build_mapper(MapperConfig(num_ws=m.num_ws, w_dim=m.w_dim, clip_dim=m.clip_dim), seed=78),
+                        folder / "m2.safetensors")
+    engine = LiveEngine(stages, SynthSource("chirp"))
+    rig = Rig(engine, RigOptions()).attach(engine)
+    stamps: list[tuple[float, int]] = []
+    send = rig.after_frame
+    engine.after_frame = lambda f: (stamps.append((f.t_done, rig.swap.swaps)), send(f))
+    engine.start()
+    applies = []
+    try:
+        while len(stamps) < CONTROL_FRAMES + 1:  # a control period without swaps, for comparison
+            time.sleep(0.01)
+        for kind, path in (("generator", gpath), ("mapper", mpath)):
+            done = rig.swap.swaps
+            rig.controls.submit(kind, str(path))
+            while rig.swap.swaps == done:
+                time.sleep(0.005)
+            applies.append(rig.swap.last_apply_ms)
+        n = len(stamps)
+        while len(stamps) < n + 10:
+            time.sleep(0.01)
+    finally:
+        engine.stop()
+        rig.close()
+    t = np.array([s[0] for s in stamps])
+    swaps = np.array([s[1] for s in stamps])
+    gaps = np.diff(t) * 1e3                                   # gaps[i]: frame i -> i + 1
+    control, loading = gaps[:CONTROL_FRAMES], gaps[CONTROL_FRAMES:]
+    takeover = [float(gaps[i - 1]) for i in np.flatnonzero(np.diff(swaps)) + 1]  # into each first new frame
+    return {"takeover_ms": applies, "frame_interval_p50_ms": float(np.median(gaps)),
+            "takeover_frame_gaps_ms": takeover,
+            "max_gap_control_ms": float(control.max()), "max_gap_while_loading_ms": float(loading.max()),
+            "p95_gap_control_ms": float(np.percentile(control, 95)),
+            "p95_gap_while_loading_ms": float(np.percentile(loading, 95)),
+            "overruns": int(engine.source.ring.overruns), "frames": len(stamps)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=1000, help="timed frames per scenario")
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--sizes", default="128,512", help="video frame sizes in px")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the renderer's: 1)")
+    ap.add_argument("--no-swap", action="store_true", help="skip the hot-swap scenario")
+    ap.add_argument("--name", default="rig_cpu", help="result file stem")
+    args = ap.parse_args()
+
+    from livesound.live.build import LiveOptions, build_stages
+
+    torch.set_num_threads(args.threads)
+    stages = build_stages(LiveOptions(preset="demo"))
+    runs: dict[str, np.ndarray] = {}
+    runs |= osc_scenario(args.frames, args.warmup)
+    runs |= hpss_scenario(args.frames, args.warmup)
+    runs |= reactivity_scenario(stages, args.frames, args.warmup)
+    runs |= video_scenarios(args.frames, args.warmup, [int(s) for s in args.sizes.split(",")])
+    runs |= encode_scenario(stages, max(args.frames // 5, 50), args.warmup)
+    scenarios = {name: {"n": int(ms.size), "mean_ms": float(ms.mean()),
+                        **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)}, "max_ms": float(ms.max())}
+                 for name, ms in runs.items()}
+    result = {"benchmark": "rig per-frame costs (OSC out, pulse/motion, video out), demo preset",
+              "scenarios": scenarios,
+              "device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    if not args.no_swap:
+        result["swap"] = swap_scenario(stages)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot(runs, RESULTS / f"{args.name}.png")
+    print(json.dumps(result, indent=2))
+
+
+def _plot(runs: dict[str, np.ndarray], path: Path) -> None:
+    try:
+        import matplotlib
+    except ImportError:  # the JSON is the record; the plot is a convenience
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(runs)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
+    p50 = [np.percentile(runs[n], 50) for n in names]
+    p99 = [np.percentile(runs[n], 99) for n in names]
+    y = np.arange(len(names))
+    ax.barh(y - 0.2, p50, height=0.4, label="p50")
+    ax.barh(y + 0.2, p99, height=0.4, label="p99")
+    ax.set(yticks=y, yticklabels=names, xscale="log", xlabel="ms per frame (log)",
+           title="rig cost per frame vs the encoder")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
