@@ -16,6 +16,7 @@ from livesound.models.stylegan2 import build_generator
 from livesound.rig.control import Controls, StepTarget
 from livesound.rig.presets import LivePresetError, PresetBank, capture
 from livesound.rig.rig import Rig, RigOptions
+from livesound.rig.swap import CheckpointSwap, use_networks
 from rig_helpers import fresh, shared_stages
 
 SR = 44100
@@ -118,6 +119,8 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
     old_G = stages.G
     saved = {k: getattr(stages, k) for k in ("G", "synthesis", "mapper", "mapper_torch", "mapper_module")}
     saved["backends"] = dict(stages.backends)
+    use_networks(stages, generator=stages.G)         # torch stages: no export here (the next test covers it)
+    use_networks(stages, mapper=stages.mapper_module)
     engine.start()
     try:
         deadline = time.monotonic() + 120
@@ -134,13 +137,14 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
         while len(frames) < n + 3 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert engine.error is None and engine.running
+        new_G = stages.G
     finally:
         engine.stop()
         rig.close()
         for k, v in saved.items():  # the shared stages go back to the demo networks
             setattr(stages, k, v)
         stages.reactivity.use_generator(old_G, stages.s.truncation_psi)
-    assert rig.swap.swaps == 2 and stages.G is not old_G and "broken.safetensors" in rig.swap.last_error
+    assert rig.swap.swaps == 2 and new_G is not old_G and "broken.safetensors" in rig.swap.last_error
     assert engine.source.ring.overruns == 0 and engine.source.ring.dropped_samples == 0
     indices = [i for i, *_ in frames]
     assert indices == list(range(indices[0], indices[0] + len(indices)))      # every frame went out
@@ -149,3 +153,26 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
     before = [rgb for _, _, swaps, rgb in frames if swaps == 0]
     after = [rgb for _, _, swaps, rgb in frames if swaps == 2]
     assert np.abs(after[-1].astype(float) - before[-1]).mean() > 5             # the new networks draw
+
+
+def test_swapping_an_accelerated_stage_keeps_its_backend(stages, tmp_path):
+    """The new mapper is exported (in a child process) and runs on ONNX Runtime like the one it replaces."""
+    from livesound.live.backends import OrtBackend
+
+    _, mpath = write_checkpoints(stages, tmp_path)
+    assert stages.backends["map"] == "onnxruntime"     # the demo preset's backend
+    saved = {k: getattr(stages, k) for k in ("mapper", "mapper_torch", "mapper_module")}
+    swap = CheckpointSwap(stages)
+    try:
+        swap.request("mapper", str(mpath)).join(300)
+        assert swap.last_error is None and swap.apply_pending()
+        assert isinstance(stages.mapper, OrtBackend) and stages.backends["map"] == "onnxruntime"
+        e = torch.nn.functional.normalize(torch.randn(1, stages.mapper_module.clip_dim), dim=-1)
+        k = torch.full((1,), 0.5)
+        ort = stages.mapper(stages.ws_src, e, k)
+        ref = stages.mapper_torch(stages.ws_src, e, k)
+        assert torch.allclose(ort, ref, atol=1e-3) and not torch.allclose(ref, saved["mapper_torch"](stages.ws_src, e, k))
+    finally:
+        for name, v in saved.items():
+            setattr(stages, name, v)
+        stages.backends["map"] = "onnxruntime"
