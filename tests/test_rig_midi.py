@@ -8,7 +8,6 @@ import pytest
 from livesound.rig.control import PARAMS, Controls, StepTarget
 from livesound.rig.midi import MidiBinding, MidiIn, MidiMap, open_midi
 from livesound.rig.presets import PresetBank
-from livesound.live.build import LiveOptions, build_stages
 from rig_helpers import fresh, shared_stages
 
 

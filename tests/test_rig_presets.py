@@ -1,7 +1,6 @@
 """Live presets (a round trip renders identical frames) and checkpoint swaps while the engine runs."""
 
 import json
-import logging
 import time
 
 import numpy as np
@@ -145,6 +144,7 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
             setattr(stages, k, v)
         stages.reactivity.use_generator(old_G, stages.s.truncation_psi)
     assert rig.swap.swaps == 2 and new_G is not old_G and "broken.safetensors" in rig.swap.last_error
+    assert sum("broken.safetensors not loaded" in r.getMessage() for r in caplog.records) == 1
     assert engine.source.ring.overruns == 0 and engine.source.ring.dropped_samples == 0
     indices = [i for i, *_ in frames]
     assert indices == list(range(indices[0], indices[0] + len(indices)))      # every frame went out
@@ -171,7 +171,8 @@ def test_swapping_an_accelerated_stage_keeps_its_backend(stages, tmp_path):
         k = torch.full((1,), 0.5)
         ort = stages.mapper(stages.ws_src, e, k)
         ref = stages.mapper_torch(stages.ws_src, e, k)
-        assert torch.allclose(ort, ref, atol=1e-3) and not torch.allclose(ref, saved["mapper_torch"](stages.ws_src, e, k))
+        old = saved["mapper_torch"](stages.ws_src, e, k)
+        assert torch.allclose(ort, ref, atol=1e-3) and not torch.allclose(ref, old)
     finally:
         for name, v in saved.items():
             setattr(stages, name, v)
