@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from livesound.rig.control import PARAMS, ControlError, Controls
 
@@ -140,6 +141,9 @@ def open_midi(port_name: str | None, midi_map: MidiMap, controls: Controls) -> M
     try:
         import mido
 
+        if sys.platform.startswith("linux") and not Path("/dev/snd/seq").exists():
+            # Asked anyway, ALSA prints its own error lines before rtmidi raises: say it once, plainly.
+            raise OSError("no ALSA sequencer (/dev/snd/seq; load the snd-seq module)")
         names = mido.get_input_names()
         if port_name:
             match = [n for n in names if port_name.lower() in n.lower()]
