@@ -99,7 +99,11 @@ class CheckpointSwap:
 
         export_in_child(kind, self._paths[kind], stage, backend)  # fills the cache; the call below hits it
         specs = stage_specs(G=net) if kind == "generator" else stage_specs(mapper=net)
-        return make_backend(stage, backend, net, specs, getattr(self.stages, "backend_threads", 1))
+        accelerated = make_backend(stage, backend, net, specs, getattr(self.stages, "backend_threads", 1))
+        # A new session's first run allocates and initialises its kernels: pay it here, not on the renderer.
+        spec = specs[0]
+        accelerated(*(make(1) for make in spec.inputs.values()))
+        return accelerated
 
     def apply_pending(self) -> bool:
         """Renderer thread, between frames: install a loaded network; True if one took over."""
