@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
     lv.add_argument("--backend", help="onnxruntime or tensorrt for every accelerated stage, or per stage: "
                                       "encode=onnxruntime,map=torch,synthesize=onnxruntime (default torch)")
+    lv.add_argument("--pin-threads", default="off", metavar="off|auto|R,L",
+                    help="pin the renderer and listener threads to a core each: auto, or two core numbers "
+                         "(default off)")
 
     ex = _sub(subs, "export", "export network stages to ONNX (with parity checks) or build TensorRT engines",
               "livesound export onnx --generator stylegan2-ffhq-config-f.pt --out engines/\n  "
@@ -103,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
               "livesound bench --preset demo --backends torch,onnxruntime --frames 40 --json out.json\n  "
               "livesound bench --generator G.pt --stages generator --backends torch,onnxruntime --frames 10 "
               "--json out.json\n  "
+              "livesound bench --stages generator --sizes 256:1,256:2 --backends torch,onnxruntime --frames 10\n  "
               "livesound bench latency --preset demo --json lat.json")
     bn.add_argument("what", nargs="?", choices=["stages", "latency"], default="stages",
                     help="stages: time each stage of a frame; latency: sound onset to frame ready, live")
@@ -110,9 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--stages", choices=["all", "generator"], default="all",
                     help="generator: the generator alone, as a fraction of this machine's measured fp32 peak")
     bn.add_argument("--generator", metavar="CKPT", help="--stages generator: this checkpoint, not the preset's")
+    bn.add_argument("--sizes", metavar="R:CM,...", help="--stages generator: seeded random generators of these "
+                                                         "resolution:channel-multiplier pairs, e.g. 256:1,256:2")
     bn.add_argument("--backends", default="torch,onnxruntime",
-                    help="comma-separated: torch, onnxruntime, tensorrt (--stages generator: torch, onnxruntime, "
-                         "torch-compile)")
+                    help="comma-separated: torch, onnxruntime, tensorrt (--stages generator: torch, torch-plain, "
+                         "onnxruntime, torch-compile)")
     bn.add_argument("--frames", type=int, default=200, help="timed frames per backend")
     bn.add_argument("--warmup", type=int, default=10, help="untimed frames first")
     bn.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
@@ -262,7 +268,7 @@ def cmd_live(args) -> int:
                        encoder=args.encoder, mapper=args.mapper, clip=args.clip,
                        labels=[x.strip() for x in (args.labels or "").split(",") if x.strip()],
                        strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
-                       backend=args.backend)
+                       backend=args.backend, pin_threads=args.pin_threads)
     if args.frames < 1:
         raise ValueError("--frames must be at least 1")
     headless = args.headless
@@ -283,7 +289,7 @@ def cmd_live(args) -> int:
         from livesound.app.window import run_window
         from livesound.live.engine import LiveEngine
 
-        engine = LiveEngine(stages, source or open_source(opts))
+        engine = LiveEngine(stages, source or open_source(opts), pin_threads=opts.pin_threads)
         code = run_window(engine, title=f"livesound - {args.preset}", fullscreen=args.fullscreen,
                           record_path=args.record)
         stats = engine.stats()
@@ -352,10 +358,16 @@ def cmd_bench(args) -> int:
         result = run_latency_bench(args.preset, args.seconds, args.path, args.blocksize, args.latency,
                                    backend=args.backend, log=log)
     elif args.stages == "generator":
-        from livesound.bench_generator import plot_generator as plot, run_generator_bench
+        from livesound.bench_generator import parse_sizes, plot_generator as plot, run_generator_bench, \
+            run_generator_sizes
 
-        result = run_generator_bench(args.generator, args.preset, backends, args.frames, args.warmup, threads,
-                                     log=log)
+        if args.sizes and args.generator:
+            raise ValueError("give --generator or --sizes, not both")
+        if args.sizes:
+            result = run_generator_sizes(parse_sizes(args.sizes), backends, args.frames, args.warmup, threads, log)
+        else:
+            result = run_generator_bench(args.generator, args.preset, backends, args.frames, args.warmup, threads,
+                                         log=log)
     else:
         if args.generator:
             raise ValueError("--generator needs --stages generator (a whole frame runs the preset's networks)")
@@ -367,8 +379,9 @@ def cmd_bench(args) -> int:
     png = Path(args.plot) if args.plot else out.with_suffix(".png")
     plot(result, png)
     result = {k: v for k, v in result.items() if not k.startswith("_")}
-    for r in result.get("backends", {}).values():
-        r.pop("_total_ms", None)
+    for size in [result, *result.get("sizes", [])]:
+        for r in size.get("backends", {}).values():
+            r.pop("_total_ms", None)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"livesound bench: wrote {out} and {png}")
     return 0

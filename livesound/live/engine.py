@@ -247,8 +247,11 @@ def run_fixed_step(stages: Stages, audio: np.ndarray, frames: int, hop_samples: 
 class LiveEngine:
     """Live source + stages on two worker threads (see the module's threading contract)."""
 
-    def __init__(self, stages: Stages, source, torch_threads: int | None = 1):
+    def __init__(self, stages: Stages, source, torch_threads: int | None = 1, pin_threads: str = "off"):
+        from livesound.live.affinity import parse_pin, plan
+
         self.stages, self.source = stages, source
+        self._cores = plan(parse_pin(pin_threads))  # {"renderer": core, "listener": core}, or {} unpinned
         self.times = StageTimes()
         self._frame_slot, self._emb_slot = LatestSlot(), LatestSlot()
         self._stop = threading.Event()
@@ -315,6 +318,10 @@ class LiveEngine:
 
     def _guard(self, loop: Callable[[], None]) -> None:
         try:
+            from livesound.live.affinity import pin_current_thread
+
+            worker = threading.current_thread().name.removeprefix("livesound-")
+            pin_current_thread(self._cores.get(worker), worker)
             loop()
         except BaseException as e:  # noqa: BLE001 - reported, never swallowed
             self.error = e
