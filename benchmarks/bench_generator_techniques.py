@@ -13,12 +13,14 @@ model variants (grouped to +channels-last) run round-robin, a frame of each in t
 slow spells hit them alike; the rest run one after another, and retain-heap stays on from there (glibc keeps it).
   grouped            the reference form: per-sample modulated weights, one grouped convolution (the baseline)
   shared             modulation as input scaling, demodulation as output scaling, one shared-weight conv
-  only-channels-last / only-fold-fir / only-fused-act     one technique each on ``shared``
-  +fold-fir, +fused-act, +channels-last, +retain-heap     cumulative (retain-heap: glibc keeps freed blocks)
-  1-thread           the cumulative eager best with 1 intra-op thread
+  only-fused-act / only-channels-last / only-fold-fir     one technique each on ``shared``
+  +fused-act, +channels-last, +fold-fir                   cumulative
+  +retain-heap       the default fast paths (FastPaths()) with glibc keeping freed blocks in the heap
+  1-thread           the same with 1 intra-op thread
   omp-bind / interop-1   in a fresh process: OMP_PROC_BIND=close OMP_PLACES=cores; torch.set_num_interop_threads(1)
-  compile            torch.compile (inductor, CPU) of the eager best; compile time recorded
-  ort / ort-fast     ONNX Runtime, ORT_ENABLE_ALL, the plain graph and the fold-fir + fused-act graph
+  compile            torch.compile (inductor, CPU) of the default fast paths; compile time recorded
+  ort / ort-fused / ort-fold   ONNX Runtime, ORT_ENABLE_ALL: the plain graph, the fused-epilogue graph, and
+                     that with the FIR folded in
 Writes ``results/generator_techniques_<R>px_cpu.json`` and a bar plot beside it.
 """
 
@@ -43,9 +45,9 @@ from livesound.flops import generator_flops, measure_peak_gflops
 from livesound.models.stylegan2 import GeneratorConfig, build_generator
 
 RESULTS = Path(__file__).parent / "results"
-VARIANTS = ("grouped", "shared", "only-channels-last", "only-fold-fir", "only-fused-act", "+fold-fir",
-            "+fused-act", "+channels-last", "+retain-heap", "1-thread", "omp-bind", "interop-1", "compile",
-            "ort", "ort-fast")
+VARIANTS = ("grouped", "shared", "only-fused-act", "only-channels-last", "only-fold-fir", "+fused-act",
+            "+channels-last", "+fold-fir", "+retain-heap", "1-thread", "omp-bind", "interop-1", "compile",
+            "ort", "ort-fused", "ort-fold")
 CHILD_VARIANTS = {"omp-bind": {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}, "interop-1": {}}
 
 
@@ -65,15 +67,17 @@ def eager(G, **fast):
     return run
 
 
-def time_frames(run, ws, frames: int, warmup: int) -> tuple[list[float], torch.Tensor]:
+def time_frames(run, ws, frames: int, warmup: int) -> tuple[list[float], torch.Tensor, list[float]]:
+    """Wall ms and process CPU ms per frame (CPU time shrugs off other processes' load; idle spinning counts)."""
     for _ in range(warmup):
         out = run(ws)
-    ms = []
+    ms, cpu = [], []
     for _ in range(frames):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = run(ws)
         ms.append((time.perf_counter() - t0) * 1e3)
-    return ms, out
+        cpu.append((time.process_time() - c0) * 1e3)
+    return ms, out, cpu
 
 
 def ort_runner(G, threads: int, folder: Path):
@@ -90,23 +94,26 @@ def ort_runner(G, threads: int, folder: Path):
 # Eager variants that differ only in the model's own switches: timed round-robin, one frame of each in turn,
 # so a shared machine's slow spells fall on all of them alike.
 STRUCTURAL = {"grouped": dict(modconv="grouped"), "shared": {},
-              "only-channels-last": dict(channels_last=True), "only-fold-fir": dict(fold_fir=True),
-              "only-fused-act": dict(fused_act=True), "+fold-fir": dict(fold_fir=True),
-              "+fused-act": dict(fold_fir=True, fused_act=True),
-              "+channels-last": dict(fold_fir=True, fused_act=True, channels_last=True)}
-BEST = dict(fold_fir=True, fused_act=True, channels_last=True)
+              "only-fused-act": dict(fused_act=True), "only-channels-last": dict(channels_last=True),
+              "only-fold-fir": dict(fold_fir=True), "+fused-act": dict(fused_act=True),
+              "+channels-last": dict(fused_act=True, channels_last=True),
+              "+fold-fir": dict(fused_act=True, channels_last=True, fold_fir=True)}
+_DEFAULT = FastPaths()
+BEST = dict(fold_fir=_DEFAULT.fold_fir, fused_act=_DEFAULT.fused_act, channels_last=_DEFAULT.channels_last)
 
 
-def time_round_robin(runs: dict, ws, frames: int, warmup: int) -> tuple[dict[str, list[float]], dict]:
+def time_round_robin(runs: dict, ws, frames: int, warmup: int) -> tuple[dict, dict, dict]:
     ms: dict[str, list[float]] = {n: [] for n in runs}
+    cpu: dict[str, list[float]] = {n: [] for n in runs}
     outs = {}
     for i in range(warmup + frames):
         for name, run in runs.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             outs[name] = run(ws)
             if i >= warmup:
                 ms[name].append((time.perf_counter() - t0) * 1e3)
-    return ms, outs
+                cpu[name].append((time.process_time() - c0) * 1e3)
+    return ms, outs, cpu
 
 
 def build_sequential(name: str, G, threads: int, tmp: Path):
@@ -120,8 +127,8 @@ def build_sequential(name: str, G, threads: int, tmp: Path):
     if name == "compile":
         G.synthesis.set_fast_paths(**BEST)
         return compile_synthesis(G), None, BEST | {"torch_compile": "inductor"}
-    if name in ("ort", "ort-fast"):
-        fast = dict(fold_fir=True, fused_act=True) if name == "ort-fast" else {}
+    if name in ("ort", "ort-fused", "ort-fold"):
+        fast = {"ort": {}, "ort-fused": dict(fused_act=True), "ort-fold": dict(fused_act=True, fold_fir=True)}[name]
         G.synthesis.set_fast_paths(**fast)
         run, build_s = ort_runner(G, threads, tmp / name)
         return run, build_s, fast | {"onnxruntime": "ORT_ENABLE_ALL"}
@@ -148,9 +155,9 @@ def child_main(args) -> None:
         plain = G.synthesis(ws, noise_mode="const")
     torch.set_num_threads(args.threads)
     run = eager(G, **BEST)
-    ms, out = time_frames(run, ws, args.frames, args.warmup)
-    print(json.dumps({"ms": ms, "max_abs_error": float((out - plain).abs().max()),
-                      "settings": {"fold_fir": True, "fused_act": True, "channels_last": True, "retain_heap": True,
+    ms, out, cpu = time_frames(run, ws, args.frames, args.warmup)
+    print(json.dumps({"ms": ms, "cpu_ms": cpu, "max_abs_error": float((out - plain).abs().max()),
+                      "settings": BEST | {"retain_heap": True,
                                    "env": CHILD_VARIANTS[args.child],
                                    "interop_threads": torch.get_num_interop_threads()}}))
 
@@ -164,14 +171,15 @@ def bench_one_size(args, cm: int, peak: float, variants: list[str], log) -> dict
     log(f"cm {cm}: {flops['gflop']:.2f} GFLOP a frame, channels {G.cfg.channels}")
     rows, skipped = {}, {}
 
-    def record(name: str, ms: list[float], err: float, build_s: float, settings: dict) -> None:
+    def record(name: str, ms: list[float], err: float, build_s: float, settings: dict, cpu: list[float]) -> None:
         p50 = float(np.percentile(ms, 50))
         rows[name] = {"p50_ms": p50, "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(np.mean(ms)),
+                      "cpu_p50_ms": float(np.percentile(cpu, 50)), "cpu_ms": cpu,
                       "achieved_gflops": flops["gflop"] / (p50 / 1e3),
                       "fraction_of_peak": flops["gflop"] / (p50 / 1e3) / peak, "max_abs_error": err,
                       "build_s": build_s, "settings": settings, "ms": ms}
         log(f"  {name:18s} {p50:8.1f} ms p50  {rows[name]['p99_ms']:8.1f} p99  "
-            f"{100 * rows[name]['fraction_of_peak']:5.1f}% of peak  err {err:.2e}"
+            f"{100 * rows[name]['fraction_of_peak']:5.1f}% of peak  cpu {rows[name]['cpu_p50_ms']:7.0f} ms  err {err:.2e}"
             + (f"  build {build_s:.1f} s" if build_s else ""))
 
     structural = [v for v in variants if v in STRUCTURAL]
@@ -182,23 +190,24 @@ def bench_one_size(args, cm: int, peak: float, variants: list[str], log) -> dict
             Gv = copy.deepcopy(G)
             t0 = time.perf_counter()
             copies[name] = (eager(Gv, **STRUCTURAL[name]), time.perf_counter() - t0)
-        ms, outs = time_round_robin({n: c[0] for n, c in copies.items()}, ws, args.frames, args.warmup)
+        ms, outs, cpu = time_round_robin({n: c[0] for n, c in copies.items()}, ws, args.frames, args.warmup)
         for name in structural:
-            record(name, ms[name], float((outs[name] - plain).abs().max()), copies[name][1], STRUCTURAL[name])
+            record(name, ms[name], float((outs[name] - plain).abs().max()), copies[name][1], STRUCTURAL[name],
+                   cpu[name])
         del copies, outs
     with tempfile.TemporaryDirectory() as tmp:
         for name in [v for v in variants if v not in STRUCTURAL]:
             try:
                 if name in CHILD_VARIANTS:
                     r = run_child(name, args)
-                    ms, err, settings, build_s = r["ms"], r["max_abs_error"], r["settings"], 0.0
+                    ms, err, settings, build_s, cpu = r["ms"], r["max_abs_error"], r["settings"], 0.0, r["cpu_ms"]
                 else:
                     run, build_s, settings = build_sequential(name, G, args.threads, Path(tmp))
                     t0 = time.perf_counter()
                     run(ws)  # compiles, if it is going to
                     if build_s is None:
                         build_s = time.perf_counter() - t0
-                    ms, out = time_frames(run, ws, args.frames, args.warmup)
+                    ms, out, cpu = time_frames(run, ws, args.frames, args.warmup)
                     err = float((out.float() - plain).abs().max())
             except Exception as e:  # noqa: BLE001 - a technique that cannot run here is reported, not fatal
                 skipped[name] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}"
@@ -207,7 +216,7 @@ def bench_one_size(args, cm: int, peak: float, variants: list[str], log) -> dict
             finally:
                 torch.set_num_threads(args.threads)
                 G.synthesis.set_fast_paths()
-            record(name, ms, err, build_s, settings)
+            record(name, ms, err, build_s, settings, cpu)
     base = rows.get("grouped", {}).get("p50_ms")
     for r in rows.values():
         r["speedup_vs_grouped"] = base / r["p50_ms"] if base else None

@@ -67,7 +67,7 @@ def test_fast_paths_follow_loaded_weights(tiny_generator):
     """Derived tensors (folded kernels, fused bias and noise) are rebuilt when a state dict is loaded."""
     from livesound.models.stylegan2 import GeneratorConfig, build_generator
 
-    G = apply_fast_paths(tiny_generator, FastPaths(retain_heap=False))
+    G = apply_fast_paths(tiny_generator, FastPaths(fold_fir=True))
     other = _perturbed(build_generator(GeneratorConfig(**G.cfg.to_dict()), seed=11))
     ws = other.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(0))).detach()
     with torch.no_grad():
@@ -83,7 +83,7 @@ def _err(a: torch.Tensor, b: np.ndarray) -> float:
 def test_fast_paths_hold_the_reference_goldens(tmp_path, marker):
     ref = golden("rosinality")
     G = load_generator(write_rosinality(tmp_path / "g.pt", state_from(ref), torch.from_numpy(ref["latent_avg"])))
-    apply_fast_paths(G, FastPaths(channels_last=True, retain_heap=False))
+    apply_fast_paths(G, FastPaths(fold_fir=True))
     ws = torch.from_numpy(ref["ws"])
     with torch.no_grad():
         assert _err(G.synthesis(ws, noise_mode="const"), ref["img_const"]) <= 1e-3
@@ -92,7 +92,7 @@ def test_fast_paths_hold_the_reference_goldens(tmp_path, marker):
     ref = golden("nvidia")
     path = write_nvidia(tmp_path / "network-snapshot.pkl", state_from(ref), json.loads(str(ref["init_kwargs"])),
                         marker)
-    G = apply_fast_paths(load_generator(path), FastPaths(channels_last=True, retain_heap=False))
+    G = apply_fast_paths(load_generator(path), FastPaths(fold_fir=True))
     assert G.cfg.conv_clamp == 2.0  # the clamp comes after the fused epilogue and still bites
     with torch.no_grad():
         assert _err(G.synthesis(torch.from_numpy(ref["ws"]), noise_mode="const"), ref["img_const"]) <= 1e-3
@@ -100,7 +100,7 @@ def test_fast_paths_hold_the_reference_goldens(tmp_path, marker):
 
 
 def test_fast_generator_exports_to_onnx_with_parity(tmp_path, tiny_generator):
-    """ONNX Runtime runs the fold-fir + fused-act graph (constant noise baked in) like the plain torch path."""
+    """ONNX Runtime runs the fused, folded graph (constant noise baked in) like the plain torch path."""
     from exporters.onnx_stages import export_graph, stage_specs
     from livesound.live.backends import OrtBackend
 
@@ -108,7 +108,7 @@ def test_fast_generator_exports_to_onnx_with_parity(tmp_path, tiny_generator):
     ws = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))).detach()
     with torch.no_grad():
         want = G.synthesis(ws)
-    apply_fast_paths(G, FastPaths(retain_heap=False))
+    apply_fast_paths(G, FastPaths(fold_fir=True))
     export_graph(next(s for s in stage_specs(G) if s.name == "generator"), tmp_path)
     got = OrtBackend(tmp_path / "generator.onnx")(ws)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
@@ -123,7 +123,7 @@ def test_bad_modconv_and_heap_retention():
     import platform
 
     if platform.libc_ver()[0] == "glibc":
-        assert retain_freed_memory() is True
+        assert retain_freed_memory(128 * 1024) is True  # about glibc's own defaults: the suite stays as it was
 
 
 def test_generator_bench_reports_each_size_and_backend(tmp_path):

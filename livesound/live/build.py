@@ -55,7 +55,9 @@ def build_stages(opts: LiveOptions) -> Stages:
 
     preset = load_preset(opts.preset)
     live = preset.extra.get("live", {})
-    G = generator_from_preset(preset, opts.generator)
+    from livesound.fast_generator import apply_fast_paths
+
+    G = apply_fast_paths(generator_from_preset(preset, opts.generator))  # the measured CPU winners, parity-tested
     encoder = encoder_from_preset(preset, opts.encoder).eval()
     mapper = mapper_from_preset(preset, G, encoder.embed_dim, opts.mapper)
     clip = clip_from_preset(preset, opts.clip)
