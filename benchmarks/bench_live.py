@@ -3,7 +3,7 @@ time from a sound onset to the first frame that reacts to it.
 
     python benchmarks/bench_live.py                    # demo preset, 20 s of clicks every 0.5 s
     python benchmarks/bench_live.py --seconds 60 --preset demo --backend onnxruntime
-    python benchmarks/bench_live.py --backend onnxruntime --pin-threads auto   # a core per worker thread
+    python benchmarks/bench_live.py --backend onnxruntime --pin-threads off    # worker threads unpinned
 
 The source is the synthetic `clicks` source running in real time through the same ring buffer, threads and
 stages as `livesound live`. Sound-to-picture latency is measured, not estimated: a probe thread timestamps the
@@ -40,7 +40,7 @@ def pct(v, qs=(50, 95, 99)) -> dict[str, float]:
 
 
 def measure_live(preset: str = "demo", backend: str | None = None, seconds: float = 20.0, warmup: float = 3.0,
-                 period: float = 0.5, pin_threads: str = "off") -> tuple[dict, np.ndarray, list[float]]:
+                 period: float = 0.5, pin_threads: str = "auto") -> tuple[dict, np.ndarray, list[float]]:
     """One run of the live engine on the clicks source: (result, frame intervals ms, onset latencies ms)."""
     stages = build_stages(LiveOptions(preset=preset, backend=backend))
     src = SynthSource("clicks", period=period, amplitude=0.8)
@@ -106,7 +106,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--period", type=float, default=0.5, help="seconds between clicks")
     ap.add_argument("--backend", help="stage backends as for `livesound live --backend` (default torch)")
-    ap.add_argument("--pin-threads", default="off", help="off, auto or RENDER,LISTEN cores (default off)")
+    ap.add_argument("--pin-threads", default="auto",
+                    help="off, auto or RENDER,LISTEN cores (default auto, as `livesound live`)")
     ap.add_argument("--name", help="result file stem")
     args = ap.parse_args()
 

@@ -53,24 +53,25 @@ def generator_rows(d: dict) -> list[str]:
 def technique_section() -> list[str]:
     """The generator techniques study (bench_generator_techniques.py) and the per-size backend figures."""
     out = []
-    tech = _load("generator_techniques_256px_cpu.json")
-    if tech:
+    for path in sorted(RESULTS.glob("generator_techniques_*_cpu.json")):
+        tech = json.loads(path.read_text())
         m = tech["machine"]
-        out += ["## Generator techniques, one by one (`python benchmarks/bench_generator_techniques.py`)", "",
+        out += [f"## Generator techniques, one by one (`{tech.get('command', 'python benchmarks/bench_generator_techniques.py')}`)", "",
                 f"Measured peak {m['peak_gflops']:.1f} GFLOP/s ({m['threads']} threads, {m['date']}); "
                 f"{tech['frames']} frames per variant; whole run {tech['wall_s'] / 60:.1f} min. Parity: max abs "
                 "difference from the plain path's image.", ""]
         for size in tech["sizes"]:
-            out += [f"256 px, channel multiplier {size['channel_multiplier']} "
+            out += [f"{size['resolution']} px, channel multiplier {size['channel_multiplier']} "
                     f"({size['gflop_per_frame']:.1f} GFLOP a frame):", "",
-                    "| variant | p50 ms | p99 ms | GFLOP/s | of peak | vs grouped | parity |", "|---|---|---|---|---|---|---|"]
+                    "| variant | p50 ms | p99 ms | CPU ms p50 | GFLOP/s | of peak | vs grouped | parity |",
+                    "|---|---|---|---|---|---|---|---|"]
             for name, v in size["variants"].items():
-                sp = v.get("speedup_vs_grouped")
-                out.append(f"| {name} | {v['p50_ms']:.0f} | {v['p99_ms']:.0f} | {v['achieved_gflops']:.1f} | "
-                           f"{100 * v['fraction_of_peak']:.0f} % | {f'{sp:.2f}x' if sp else '-'} | "
-                           f"{v['max_abs_error']:.1e} |")
-            out += [f"| {n} | skipped: {why} | | | | | |" for n, why in size.get("skipped", {}).items()] + [""]
-        out += ["![techniques](results/generator_techniques_256px_cpu.png)", ""]
+                sp, cpu = v.get("speedup_vs_grouped"), v.get("cpu_p50_ms")
+                out.append(f"| {name} | {v['p50_ms']:.0f} | {v['p99_ms']:.0f} | {f'{cpu:.0f}' if cpu else '-'} | "
+                           f"{v['achieved_gflops']:.1f} | {100 * v['fraction_of_peak']:.0f} % | "
+                           f"{f'{sp:.2f}x' if sp else '-'} | {v['max_abs_error']:.1e} |")
+            out += [f"| {n} | skipped: {why} | | | | | | |" for n, why in size.get("skipped", {}).items()] + [""]
+        out += [f"![techniques](results/{path.with_suffix('.png').name})", ""]
     sizes = _load("generator_256px_cpu.json")
     if sizes:
         out += ["## Generator per backend, cm 1 and cm 2 (`livesound bench --stages generator --sizes 256:1,256:2 "

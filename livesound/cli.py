@@ -81,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
     lv.add_argument("--backend", help="onnxruntime or tensorrt for every accelerated stage, or per stage: "
                                       "encode=onnxruntime,map=torch,synthesize=onnxruntime (default torch)")
-    lv.add_argument("--pin-threads", default="off", metavar="off|auto|R,L",
-                    help="pin the renderer and listener threads to a core each: auto, or two core numbers "
-                         "(default off)")
+    lv.add_argument("--pin-threads", default="auto", metavar="off|auto|R,L",
+                    help="pin the renderer and listener threads to a core each (auto: the first two cores this "
+                         "process may use; or RENDER,LISTEN core numbers; default auto)")
 
     ex = _sub(subs, "export", "export network stages to ONNX (with parity checks) or build TensorRT engines",
               "livesound export onnx --generator stylegan2-ffhq-config-f.pt --out engines/\n  "

@@ -158,9 +158,10 @@ def test_report_shows_the_technique_table(tmp_path, monkeypatch):
          "max_abs_error": 1.2e-5, "speedup_vs_grouped": 2.5}
     (tmp_path / "generator_techniques_256px_cpu.json").write_text(json.dumps({
         "machine": {"peak_gflops": 195.0, "threads": 2, "date": "2026-11-27"}, "frames": 5, "wall_s": 420,
-        "sizes": [{"channel_multiplier": 2, "gflop_per_frame": 29.8, "variants": {"+fused-act": v},
+        "sizes": [{"resolution": 256, "channel_multiplier": 2, "gflop_per_frame": 29.8, "variants": {"+fused-act": v},
                    "skipped": {"compile": "RuntimeError: no compiler"}}]}))
     text = report.render()
     assert "256 px, channel multiplier 2 (29.8 GFLOP a frame):" in text
-    assert "| +fused-act | 250 | 260 | 119.2 | 61 % | 2.50x | 1.2e-05 |" in text
+    assert "| +fused-act | 250 | 260 | - | 119.2 | 61 % | 2.50x | 1.2e-05 |" in text
     assert "| compile | skipped: RuntimeError: no compiler |" in text
+    assert "![techniques](results/generator_techniques_256px_cpu.png)" in text

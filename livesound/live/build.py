@@ -25,7 +25,7 @@ class LiveOptions:
     backend: str | None = None       # "torch", "onnxruntime" or per stage "encode=onnxruntime,synthesize=torch";
                                      # None: the preset's live.backend (torch if it names none)
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
-    pin_threads: str = "off"         # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
+    pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
 
 
 def mapper_from_preset(preset, G, clip_dim: int, path: str | Path | None = None):

@@ -12,8 +12,8 @@ as the per-sample grouped convolution, and keeps the batch size out of exported 
 Fast paths (``SynthesisNetwork.set_fast_paths``), each with the plain path beside it and parity-tested:
 - ``fold_fir``: the 2x upsampling convolution (transposed 3x3 then the 4x4 FIR blur) as ONE 3x3 convolution at
   the input resolution with 4x the output channels (the four sub-pixel phases of the combined 6x6 kernel),
-  then a pixel shuffle. Dense 3x3 convolutions are what oneDNN does best; transposed ones and depthwise blurs
-  are not.
+  then a pixel shuffle. One dense convolution, but 4x the multiply-adds of the transposed one: on CPUs it
+  loses to the cheap depthwise blur (``livesound.fast_generator`` has the figures), so it is off by default.
 - ``fused_act``: bias, const noise and the sqrt(2) gain folded into one precomputed per-layer tensor and the
   demodulation scale, so the epilogue is one multiply-add and an in-place leaky ReLU (2 passes instead of 6).
 - ``channels_last``: NHWC activations and weights, oneDNN's native layout on the CPU.
