@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from livesound.bench import machine_info
-from livesound.fast_generator import FastPaths, apply_fast_paths, compile_synthesis, retain_freed_memory
+from livesound.fast_generator import FastPaths, compile_synthesis, retain_freed_memory
 from livesound.flops import generator_flops, measure_peak_gflops
 from livesound.models.stylegan2 import GeneratorConfig, build_generator
 
@@ -179,7 +179,8 @@ def bench_one_size(args, cm: int, peak: float, variants: list[str], log) -> dict
                       "fraction_of_peak": flops["gflop"] / (p50 / 1e3) / peak, "max_abs_error": err,
                       "build_s": build_s, "settings": settings, "ms": ms}
         log(f"  {name:18s} {p50:8.1f} ms p50  {rows[name]['p99_ms']:8.1f} p99  "
-            f"{100 * rows[name]['fraction_of_peak']:5.1f}% of peak  cpu {rows[name]['cpu_p50_ms']:7.0f} ms  err {err:.2e}"
+            f"{100 * rows[name]['fraction_of_peak']:5.1f}% of peak  cpu {rows[name]['cpu_p50_ms']:7.0f} ms  "
+            f"err {err:.2e}"
             + (f"  build {build_s:.1f} s" if build_s else ""))
 
     structural = [v for v in variants if v in STRUCTURAL]

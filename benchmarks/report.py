@@ -56,7 +56,8 @@ def technique_section() -> list[str]:
     for path in sorted(RESULTS.glob("generator_techniques_*_cpu.json")):
         tech = json.loads(path.read_text())
         m = tech["machine"]
-        out += [f"## Generator techniques, one by one (`{tech.get('command', 'python benchmarks/bench_generator_techniques.py')}`)", "",
+        command = tech.get("command", "python benchmarks/bench_generator_techniques.py")
+        out += [f"## Generator techniques, one by one (`{command}`)", "",
                 f"Measured peak {m['peak_gflops']:.1f} GFLOP/s ({m['threads']} threads, {m['date']}); "
                 f"{tech['frames']} frames per variant; whole run {tech['wall_s'] / 60:.1f} min. Parity: max abs "
                 "difference from the plain path's image.", ""]
@@ -76,7 +77,8 @@ def technique_section() -> list[str]:
     if sizes:
         out += ["## Generator per backend, cm 1 and cm 2 (`livesound bench --stages generator --sizes 256:1,256:2 "
                 "--backends torch,torch-plain,onnxruntime --frames 10 --json benchmarks/results/"
-                "generator_256px_cpu.json`)", "", "| size | backend | p50 ms | GFLOP/s | of peak |", "|---|---|---|---|---|"]
+                "generator_256px_cpu.json`)", "", "| size | backend | p50 ms | GFLOP/s | of peak |",
+                "|---|---|---|---|---|"]
         for size in sizes.get("sizes", [sizes]):
             g = size["generator"]
             out += [f"| {g['resolution']} px cm {g.get('channel_multiplier', '?')} | {row[2:]}"

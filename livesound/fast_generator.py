@@ -5,8 +5,8 @@ won there are the defaults of ``FastPaths`` and are what ``livesound bench --sta
 engine run. Measured (process CPU time per 256 px frame, 1 thread, cm 1): fused epilogue -4 %, channels-last
 -5 %, both -12 %; the folded FIR +50 % (a stride-2 transposed 3x3 followed by the 4x4 blur becomes a 6x6
 kernel: 4x the multiply-adds of the upsampling convolutions, which the cheap depthwise blur never cost), so
-it stays an option, off (``livesound.models.stylegan2`` documents the arithmetic of each; every one keeps parity with the
-plain path, ``tests/test_fast_generator.py``).
+it stays an option, off. ``livesound.models.stylegan2`` documents the arithmetic of each; every one keeps
+parity with the plain path (``tests/test_fast_generator.py``).
 
 Heap retention is a process setting, not a model one: glibc returns every freed block above its mmap
 threshold (at most 32 MiB) to the kernel, so each frame's large activations fault their pages in afresh.

@@ -12,7 +12,8 @@ Threading contract
 - Caller / GUI thread: reads `latest_frame()` and sets controls (strength, seed, pause, text). Controls are
   plain attribute writes that the renderer reads once per frame.
 The two workers each run torch with one intra-op thread, so on a 2-core machine each owns a core instead of
-both fighting over two. An exception in a worker is stored in `error` and logged, and the engine stops; it is
+both fighting over two; with `pin_threads` each worker pins itself to its core at its start
+(`livesound.live.affinity`). An exception in a worker is stored in `error` and logged, and the engine stops; it is
 never swallowed. `stop()` sets one event and joins every thread within its timeout.
 
 Headless fixed-step mode (`run_fixed_step`) uses no threads at all: each frame advances the audio by exactly
