@@ -74,6 +74,10 @@ def test_fast_paths_follow_loaded_weights(tiny_generator):
         want = other.synthesis(ws)
         G.load_state_dict(other.state_dict())
         torch.testing.assert_close(G.synthesis(ws), want, atol=1e-5, rtol=1e-5)
+        assert G.state_dict().keys() == other.state_dict().keys()  # derived tensors are never saved
+        G.double()  # ... but travel with the module (dtype, device)
+        assert G.synthesis.layers[1]._folded.dtype == torch.float64
+        torch.testing.assert_close(G.synthesis(ws.double()).float(), want, atol=1e-5, rtol=1e-5)
 
 
 def _err(a: torch.Tensor, b: np.ndarray) -> float:

@@ -217,8 +217,10 @@ class ModulatedConv(nn.Module):
         self.weight_gain = 1.0 / math.sqrt(in_ch * 9)
         self.up, self.resolution, self.conv_clamp = up, resolution, conv_clamp
         self.fold_fir, self.fused_act, self.modconv = False, False, "shared"
-        self._folded: torch.Tensor | None = None       # fast-path tensors derived from the weights,
-        self._bias_noise: torch.Tensor | None = None   # built by prepare_fast_paths()
+        # Fast-path tensors derived from the weights, built by prepare_fast_paths(); buffers, so that .to()
+        # and .half() carry them along, but never saved.
+        self.register_buffer("_folded", None, persistent=False)
+        self.register_buffer("_bias_noise", None, persistent=False)
         self.register_load_state_dict_post_hook(ModulatedConv._after_load)
 
     @staticmethod
