@@ -76,9 +76,10 @@ def technique_section() -> list[str]:
     sizes = _load("generator_256px_cpu.json")
     if sizes:
         out += ["## Generator per backend, cm 1 and cm 2 (`livesound bench --stages generator --sizes 256:1,256:2 "
-                "--backends torch,torch-plain,onnxruntime --frames 10 --json benchmarks/results/"
-                "generator_256px_cpu.json`)", "", "| size | backend | p50 ms | GFLOP/s | of peak |",
-                "|---|---|---|---|---|"]
+                "--backends torch,torch-plain,onnxruntime --json benchmarks/results/generator_256px_cpu.json`)", "",
+                f"{sizes['frames']} timed frames per backend after {sizes['warmup']} warm-up; `torch` runs the "
+                "default fast paths, `torch-plain` the reference path.", "",
+                "| size | backend | p50 ms | GFLOP/s | of peak |", "|---|---|---|---|---|"]
         for size in sizes.get("sizes", [sizes]):
             g = size["generator"]
             out += [f"| {g['resolution']} px cm {g.get('channel_multiplier', '?')} | {row[2:]}"

@@ -76,7 +76,8 @@ def time_generator(run, ws: torch.Tensor, frames: int, warmup: int) -> dict:
 
 
 def run_generator_bench(generator=None, preset: str = "demo", backends=("torch", "onnxruntime"), frames: int = 10,
-                        warmup: int = 2, threads: int = 0, peak_seconds: float = 2.0, log=print) -> dict:
+                        warmup: int = 2, threads: int = 0, peak_seconds: float = 2.0, log=print,
+                        peak: dict | None = None) -> dict:
     """Time the generator (a checkpoint path, a Generator, or None: the preset's) on each backend.
 
     A backend that fails to build (``torch-compile`` without a working compiler, say) is reported under
@@ -94,7 +95,7 @@ def run_generator_bench(generator=None, preset: str = "demo", backends=("torch",
     flops = generator_flops(G.cfg)
     log(f"livesound bench: generator {G.resolution} px, channels {G.cfg.channels}, "
         f"{flops['gflop']:.2f} GFLOP a frame; measuring this machine's peak ({threads} threads)")
-    peak = measure_peak_gflops(threads, seconds=peak_seconds)
+    peak = peak or measure_peak_gflops(threads, seconds=peak_seconds)
     log(f"livesound bench: peak {peak['peak_gflops']:.1f} GFLOP/s (matmul {peak['matmul_gflops']:.1f}, "
         f"3x3 conv {peak['conv_gflops']:.1f})")
     torch.set_num_threads(threads)
@@ -144,14 +145,20 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def run_generator_sizes(sizes: list[tuple[int, int]], backends, frames: int = 10, warmup: int = 2,
                         threads: int = 0, log=print, peak_seconds: float = 2.0) -> dict:
-    """``run_generator_bench`` on a seeded random generator of each (resolution, channel multiplier)."""
+    """``run_generator_bench`` on a seeded random generator of each (resolution, channel multiplier), against
+    one peak measured at the start of the run."""
+    import os
+
+    from livesound.flops import measure_peak_gflops
     from livesound.models.stylegan2 import GeneratorConfig, build_generator
 
+    threads = threads or os.cpu_count() or 1
+    peak = measure_peak_gflops(threads, seconds=peak_seconds)
     reports = []
     for res, cm in sizes:
         G = build_generator(GeneratorConfig(resolution=res, channel_multiplier=cm), seed=0)
         r = run_generator_bench(G, backends=backends, frames=frames, warmup=warmup, threads=threads,
-                                peak_seconds=peak_seconds, log=log)
+                                peak=peak, log=log)
         r["generator"] |= {"source": f"random seed 0, {res} px, channel multiplier {cm}", "channel_multiplier": cm}
         reports.append(r)
     return reports[0] | {"sizes": reports}
