@@ -27,6 +27,11 @@ class LiveOptions:
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
     pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
 
+    def __post_init__(self) -> None:  # told before minutes of building networks, not after
+        from livesound.live.affinity import parse_pin, plan
+
+        plan(parse_pin(self.pin_threads))
+
 
 def mapper_from_preset(preset, G, clip_dim: int, path: str | Path | None = None):
     """The preset's mapper: ``path`` if given, else its checkpoint, else seeded to fit the generator."""

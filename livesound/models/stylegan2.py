@@ -9,7 +9,8 @@ Modulated convolutions are computed as "scale activations by the styles, convolv
 multiply by the demodulation coefficients" (NVIDIA's ``fused_modconv=False``). It gives the same numbers
 as the per-sample grouped convolution, and keeps the batch size out of exported graphs.
 
-Fast paths (``SynthesisNetwork.set_fast_paths``), each with the plain path beside it and parity-tested:
+Fast paths (``SynthesisNetwork.set_fast_paths``), each with the plain path beside it and parity-tested; they
+are for inference (gradients reach the activations and styles, not the weights they precompute from):
 - ``fold_fir``: the 2x upsampling convolution (transposed 3x3 then the 4x4 FIR blur) as ONE 3x3 convolution at
   the input resolution with 4x the output channels (the four sub-pixel phases of the combined 6x6 kernel),
   then a pixel shuffle. One dense convolution, but 4x the multiply-adds of the transposed one: on CPUs it
