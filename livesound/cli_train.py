@@ -226,13 +226,14 @@ def cmd_train_encoder(args) -> int:
                           identity={"clips": [str(c.path) for c in ds.clips[:3]], "backbone": args.backbone})
     dist = loop.setup_distributed(args.device)
     try:
+        loop.check_plan(len(ds.clips), cfg, dist.world)
         clip = _clip(args, "train-encoder", dist.device)
         if args.init:
             encoder = load_audio_encoder(args.init)
         else:
             encoder = build_audio_encoder(AudioEncoderConfig(backbone=args.backbone, embed_dim=clip.embed_dim),
                                           seed=args.seed)
-        cache = None if str(args.cache).lower() == "none" else Path(args.cache or run_dir / "spec_cache")
+        cache = None if (args.cache or "").lower() == "none" else Path(args.cache or run_dir / "spec_cache")
         task = EncoderTask(ds, encoder, clip, EncoderTrainConfig(templates=_templates(args.templates),
                                                                  text_aug=args.text_aug,
                                                                  spec_aug=not args.no_spec_aug),
@@ -273,6 +274,8 @@ def cmd_train_mapper(args) -> int:
         raise ValueError("give targets: --prompts and/or --data (audio clips)")
     if args.steps_per_epoch < 1:
         raise ValueError("--steps-per-epoch must be at least 1")
+    if args.distill and not any(Path(args.distill).glob("*/result.npy")):  # before building any network
+        raise ValueError(f"{args.distill}: no <target>/result.npy from `livesound optimize` here")
     if args.id_weights is None and args.id_lambda != 0.1:
         _say("train-mapper", "note: --id-lambda has no effect without --id-weights")
     preset = load_preset(args.preset)
@@ -282,6 +285,7 @@ def cmd_train_mapper(args) -> int:
                           identity={"targets": len(prompts) + len(clips), "strength": args.strength})
     dist = loop.setup_distributed(args.device)
     try:
+        loop.check_plan(args.steps_per_epoch * args.batch, cfg, dist.world)
         G = generator_from_preset(preset, args.generator, device=str(dist.device))
         clip = _clip(args, "train-mapper", dist.device)
         encoder = encoder_from_preset(preset, args.encoder, device=str(dist.device)) if clips or args.distill \
@@ -341,7 +345,7 @@ def _eval_embeddings(args, cmd: str):
 
         preset = load_preset(args.preset) if args.preset else Preset("paper", "the paper's encoder", generator={})
         encoder = encoder_from_preset(preset)
-    cache = SpecCache(None if args.cache is None or str(args.cache).lower() == "none" else args.cache)
+    cache = SpecCache(None if (args.cache or "none").lower() == "none" else args.cache)
     _say(cmd, ds.summary())
     bar = lambda it: tqdm(it, unit="batch", file=sys.stderr, disable=None)  # noqa: E731
     emb = embed_clips(encoder, [c.path for c in ds.clips], cache, args.batch, args.device, bar)

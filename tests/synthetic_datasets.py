@@ -1,9 +1,10 @@
 """Synthetic labelled audio written as real WAV/FLAC files in every dataset layout livesound reads.
 
-Three classes a tiny encoder can tell apart from the spectrogram alone: a low tone (200-300 Hz), a high tone
-(3-4 kHz) and white noise, each clip 0.6 s with a random level, frequency and (for wav) sample rate, so the
-loader's decoding and resampling are exercised too. Layouts follow the datasets' own metadata formats
-(ESC-50's meta/esc50.csv, UrbanSound8K's metadata/UrbanSound8K.csv, VGGSound's header-less CSV).
+Three classes a tiny encoder can tell apart from the spectrogram alone: a low tone (200-300 Hz, "drone"), a
+high tone (3-4 kHz, "high beep") and white noise, each clip 0.6 s with a random level and frequency, at
+44.1 or 22.05 kHz, so the loader's decoding and resampling are exercised too. Layouts follow the datasets'
+own metadata formats (ESC-50's meta/esc50.csv, UrbanSound8K's metadata/UrbanSound8K.csv, VGGSound's
+header-less CSV).
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-CLASSES = ("low_tone", "high_tone", "white_noise")
+# Names whose embeddings in the demo preset's tiny random CLIP are far apart (pairwise cosine <= 0.35), so the
+# planted problem is learnable zero-shot in a few steps; "low tone" and "white noise" sit at cosine 0.67.
+CLASSES = ("drone", "high_beep", "white_noise")
 
 
 def clip(label: str, rng: np.random.Generator, sr: int = 22050, seconds: float = 0.6) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
-    if label == "low_tone":
+    if label == "drone":
         x = np.sin(2 * np.pi * rng.uniform(200, 300) * t)
-    elif label == "high_tone":
+    elif label == "high_beep":
         x = np.sin(2 * np.pi * rng.uniform(3000, 4000) * t)
     else:
         x = rng.standard_normal(t.size)
@@ -48,7 +51,7 @@ def write_csv(root: Path, per_class: int = 4, seed: int = 1, frames: bool = Fals
 
     rng = np.random.default_rng(seed)
     rows = [["file", "label"] + (["frame"] if frames or folds else []) + (["fold"] if folds else [])]
-    colours = {"low_tone": (200, 30, 30), "high_tone": (30, 200, 30), "white_noise": (30, 30, 200)}
+    colours = {"drone": (200, 30, 30), "high_beep": (30, 200, 30), "white_noise": (30, 30, 200)}
     for label in CLASSES:
         for i in range(per_class):
             name = f"clips/{label}-{i}.wav"
@@ -113,7 +116,7 @@ def write_vggsound(root: Path, seed: int = 4) -> Path:
             yid, start = f"-{k}x{i}AbCdEf", 30 * i + k
             rows.append([yid, start, label.replace("_", " "), "train" if i == 0 else "test"])
             _write(root / "audio" / f"{yid}_{start:06d}.flac", label, rng, i)
-    rows.append(["gone0000000", 10, "low tone", "train"])  # deleted from YouTube: no file
+    rows.append(["gone0000000", 10, "drone", "train"])  # deleted from YouTube: no file
     with open(root / "vggsound.csv", "w", newline="") as f:
         csv.writer(f).writerows(rows)
     return root / "vggsound.csv"

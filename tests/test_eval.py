@@ -34,8 +34,8 @@ def test_zero_shot_accuracy_on_a_planted_case():
     report = zero_shot(emb, targets, text, list(CLASSES), folds)
     assert report["folds"] == {"1": {"n": 4, "accuracy": 1.0}, "2": {"n": 6, "accuracy": 4 / 6}}
     assert report["mean"] == pytest.approx((1 + 4 / 6) / 2) and report["pooled"] == pytest.approx(0.8)
-    assert report["per_class"]["high_tone"] == {"n": 3, "accuracy": pytest.approx(2 / 3)}
-    assert report["per_class"]["low_tone"] == {"n": 4, "accuracy": pytest.approx(3 / 4)}
+    assert report["per_class"]["high_beep"] == {"n": 3, "accuracy": pytest.approx(2 / 3)}
+    assert report["per_class"]["drone"] == {"n": 4, "accuracy": pytest.approx(3 / 4)}
     assert report["per_class"]["white_noise"] == {"n": 3, "accuracy": 1.0}
 
 
@@ -56,8 +56,8 @@ def test_linear_probe_accuracy_on_a_planted_case():
                 folds.append(str(fold))
     report = linear_probe(np.stack(emb), targets, list(CLASSES), folds, l2=1e-2)
     assert [f["accuracy"] for f in report["folds"].values()] == pytest.approx([11 / 12] * 5)
-    assert report["per_class"]["low_tone"]["accuracy"] == pytest.approx(15 / 20)
-    assert report["per_class"]["high_tone"]["accuracy"] == 1.0 and report["mean"] == pytest.approx(11 / 12)
+    assert report["per_class"]["drone"]["accuracy"] == pytest.approx(15 / 20)
+    assert report["per_class"]["high_beep"]["accuracy"] == 1.0 and report["mean"] == pytest.approx(11 / 12)
 
 
 def test_logistic_regression_reaches_its_optimum():
@@ -96,7 +96,7 @@ def test_every_layout_loads_with_its_labels_and_folds(tmp_path):
         load_dataset(tmp_path / "vgg", csv_path=vgg_csv)
     vgg = load_dataset(tmp_path / "vgg", csv_path=vgg_csv, skip_missing=True)
     assert vgg.layout == "vggsound" and len(vgg.clips) == 6 and vgg.folds == ["test", "train"]
-    assert "low tone" in vgg.classes
+    assert "high beep" in vgg.classes
     made = assign_folds(folder, 2)
     assert made.folds == ["1", "2"] and all(sum(c.label == lab and c.fold == "1" for c in made.clips) == 1
                                             for lab in CLASSES)
@@ -112,9 +112,9 @@ def test_bad_datasets_fail_with_one_clear_error(tmp_path):
         ds.select(labels=["siren"])
     with pytest.raises(DatasetError, match="no fold 11"):
         ds.select(folds=["11"])
-    holes = Dataset([c for c in ds.clips if not (c.fold == "1" and c.label == "low_tone")], "us8k", ds.source)
-    with pytest.raises(DatasetError, match=r"no clips in folds \['1'\] with labels \['low_tone'\]"):
-        holes.select(folds=["1"], labels=["low_tone"])
+    holes = Dataset([c for c in ds.clips if not (c.fold == "1" and c.label == "drone")], "us8k", ds.source)
+    with pytest.raises(DatasetError, match=r"no clips in folds \['1'\] with labels \['drone'\]"):
+        holes.select(folds=["1"], labels=["drone"])
     bad = tmp_path / "bad.csv"
     bad.write_text("a.wav,\n")
     with pytest.raises(DatasetError, match=r"bad\.csv: line 1: rows must be file,label"):

@@ -51,11 +51,11 @@ def test_training_lowers_the_loss_and_learns_the_planted_classes(tmp_path, one_t
 
     data = write_folder(tmp_path / "data", per_class=6)
     run_dir = tmp_path / "run"
-    assert train("--data", data, "--run-dir", run_dir, "--out", run_dir / "enc.safetensors", "--epochs", 6,
+    assert train("--data", data, "--run-dir", run_dir, "--out", run_dir / "enc.safetensors", "--epochs", 7,
                  "--batch", 9, "--optimizer", "adamw", "--lr", 2e-3, "--max-lr", 2e-3, "--workers", 0,
-                 "--no-spec-aug", "--checkpoint-every", 0) == 0
+                 "--checkpoint-every", 0) == 0
     log = read_log(run_dir)
-    assert len(log) == 12 and [r["step"] for r in log] == list(range(1, 13))
+    assert len(log) == 14 and [r["step"] for r in log] == list(range(1, 15))
     assert np.mean([r["loss"] for r in log[-3:]]) < np.mean([r["loss"] for r in log[:3]]) - 0.05
 
     ds = assign_folds(load_dataset(data), 2)
@@ -64,7 +64,7 @@ def test_training_lowers_the_loss_and_learns_the_planted_classes(tmp_path, one_t
     text = ClipModel.tiny(seed=20220614).encode_text([label_text(c) for c in ds.classes]).numpy()
     zs = zero_shot(emb, ds.targets(), text, ds.classes, [None] * len(ds.clips))
     probe = linear_probe(emb, ds.targets(), ds.classes, [c.fold for c in ds.clips])
-    assert zs["mean"] >= 0.75, zs       # chance is 1/3
+    assert zs["mean"] >= 0.6, zs        # chance is 1/3
     assert probe["mean"] >= 0.75, probe
 
 
@@ -105,11 +105,11 @@ def test_torchrun_two_gloo_processes_train_and_write_one_checkpoint(tmp_path):
     data = write_csv(tmp_path / "data", per_class=4)                        # the CSV layout, 12 clips
     run_dir = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "livesound", "train-encoder", *TINY, "--data", data.parent, "--csv", data,
-                        "--run-dir", run_dir, "--out", run_dir / "enc.safetensors", "--epochs", 1, "--batch", 4,
-                        "--workers", 0, "--checkpoint-every", 1],
-                       cwd=REPO, capture_output=True, text=True, timeout=400, env=env)
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "livesound", "train-encoder", *TINY, "--data", data.parent, "--csv", data, "--run-dir", run_dir,
+            "--out", run_dir / "enc.safetensors", "--epochs", 1, "--batch", 4, "--workers", 0,
+            "--checkpoint-every", 1]
+    r = subprocess.run(list(map(str, args)), cwd=REPO, capture_output=True, text=True, timeout=400, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.safetensors", "enc.safetensors", "log.csv",
                                                          "spec_cache"]
@@ -123,8 +123,8 @@ def test_bad_training_inputs_fail_with_one_line(tmp_path):
     runs = [(["--data", tmp_path / "nowhere"], "nowhere: no such dataset folder"),
             (["--data", data, "--folds", "1"], "no fold 1"),
             (["--data", data, "--batch", 8, "--run-dir", tmp_path / "r"], "fewer than one batch of 8"),
-            (["--data", data, "--resume", "--run-dir", tmp_path / "r2"], "no checkpoint to resume from")]
+            (["--data", data, "--batch", 2, "--resume", "--run-dir", tmp_path / "r2"], "no checkpoint to resume from")]
     for args, message in runs:
         r = subprocess.run(command(*args), cwd=REPO, capture_output=True, text=True, timeout=300)
         assert r.returncode == 1 and message in r.stderr, r.stderr
-        assert len(r.stderr.strip().splitlines()) <= 2, r.stderr  # the error, after at most the untrained-CLIP note
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # refused before any network is built

@@ -45,7 +45,7 @@ def test_mapper_training_lowers_its_loss_and_loads_in_the_live_path(tmp_path, de
 
     pool = text_targets(clip, ["rain", "fire", "a dog barking", "thunder"])
     mapper = build_mapper(MapperConfig(num_ws=G.num_ws, w_dim=G.w_dim, clip_dim=clip.embed_dim), seed=0)
-    task = MapperTask(mapper, G, clip, pool, MapperTrainConfig(strength=0.5, samples_per_epoch=40),
+    task = MapperTask(mapper, G, clip, pool, MapperTrainConfig(strength=0.5, samples_per_epoch=24),
                       torch.device("cpu"), tmp_path / "mapper.safetensors", distill=distill)
     before = fixed_loss(task)
     opt = mapper_optimizer(task.model, 0.5)
@@ -54,7 +54,7 @@ def test_mapper_training_lowers_its_loss_and_loads_in_the_live_path(tmp_path, de
     after = fixed_loss(task)
     assert after < before - 0.01, (before, after)
     log = loop.read_log(tmp_path / "run")
-    assert len(log) == 10 and {"clip", "l2", "distill"} <= set(log[0])
+    assert len(log) == 6 and {"clip", "l2", "distill"} <= set(log[0])
 
     live = mapper_from_preset(preset, G, clip.embed_dim, tmp_path / "mapper.safetensors")
     w = src.ws

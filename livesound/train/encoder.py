@@ -188,11 +188,11 @@ class EncoderTask:
         return text
 
     def _embed_texts(self, texts: Sequence[str]) -> None:
-        new = [t for t in dict.fromkeys(texts) if t not in self._text]
-        for i in range(0, len(new), 256):
-            chunk = new[i:i + 256]
-            for t, emb in zip(chunk, self.clip.encode_text(chunk, self.cfg.templates)):
-                self._text[t] = emb
+        # One text per call: an embedding must not depend on which texts shared its batch (float rounding),
+        # or a resumed run, which meets the augmented texts in another order, would drift from the original.
+        for t in dict.fromkeys(texts):
+            if t not in self._text:
+                self._text[t] = self.clip.encode_text([t], self.cfg.templates)[0]
 
     def _texts(self, texts: Sequence[str]) -> torch.Tensor:
         self._embed_texts(texts)

@@ -173,6 +173,24 @@ class LoopConfig:
                              f"{self.batch}, {self.checkpoint_every})")
 
 
+def check_plan(n: int, cfg: LoopConfig, world: int) -> None:
+    """Refuse, before any network is built, a batch the processes cannot share, data smaller than one batch,
+    a --resume without a checkpoint, or a new run over an old run's checkpoint."""
+    if cfg.batch % world:
+        raise ValueError(f"--batch {cfg.batch} must be a multiple of the number of processes ({world})")
+    if cfg.batch // world < 2:
+        raise ValueError(f"--batch {cfg.batch} over {world} processes leaves fewer than 2 items per process; "
+                         "contrastive batches need at least 2")
+    if steps_per_epoch(n, cfg.batch, world) < 1:
+        raise ValueError(f"{n} training items are fewer than one batch of {cfg.batch}; lower --batch")
+    ckpt = cfg.run_dir / CHECKPOINT
+    if cfg.resume and not ckpt.is_file():
+        raise CheckpointError(ckpt, "no checkpoint to resume from (start without --resume)")
+    if not cfg.resume and ckpt.exists():
+        raise ValueError(f"{ckpt}: a checkpoint of an earlier run is here; pass --resume to continue it, or "
+                         "choose another --run-dir")
+
+
 @dataclass
 class Position:
     epoch: int = 0
@@ -187,15 +205,9 @@ def run(task: Task, optimizer: torch.optim.Optimizer, scheduler, cfg: LoopConfig
     ``loader(batches)``, if given, turns a list of index batches into an iterator of ready batches (e.g. a
     DataLoader with workers); by default ``task.batch_items`` is called in this process.
     """
-    if cfg.batch % dist.world:
-        raise ValueError(f"--batch {cfg.batch} must be a multiple of the number of processes ({dist.world})")
-    if cfg.batch // dist.world < 2:
-        raise ValueError(f"--batch {cfg.batch} over {dist.world} processes leaves fewer than 2 items per "
-                         "process; contrastive batches need at least 2")
     n = task.num_items()
+    check_plan(n, cfg, dist.world)
     per_epoch = steps_per_epoch(n, cfg.batch, dist.world)
-    if per_epoch < 1:
-        raise ValueError(f"{n} training items are fewer than one batch of {cfg.batch}; lower --batch")
     use_amp = cfg.amp and dist.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     identity = {"items": n, "batch": cfg.batch, "world": dist.world, "seed": cfg.seed, "kind": task.kind,
@@ -204,9 +216,6 @@ def run(task: Task, optimizer: torch.optim.Optimizer, scheduler, cfg: LoopConfig
     pos = Position()
     if cfg.resume:
         pos = load_checkpoint(ckpt, task.model, optimizer, scheduler, scaler, identity)
-    elif ckpt.exists():
-        raise ValueError(f"{ckpt}: a checkpoint of an earlier run is here; pass --resume to continue it, or "
-                         "choose another --run-dir")
     model = _wrap(task.model, dist)
     writer = RunLog(cfg.run_dir, task.loss_names, pos.step, resume=cfg.resume) if dist.main else None
     total = per_epoch * cfg.epochs

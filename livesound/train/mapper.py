@@ -181,7 +181,14 @@ class MapperTask:
             w = G.mapping(z, truncation_psi=cfg.truncation)                    # [B, num_ws, w_dim]
         e = self.pool.embeddings[targets].to(self.device)                      # [B, D]
         scale = self.pool.scales[targets].to(self.device)                      # [B]
-        w_hat = w + cfg.strength * model(w, e)
+        if self.distill is not None:  # one forward for both parts: DistributedDataParallel wants one per step
+            k = torch.randint(0, self.distill.w_src.shape[0], (B,), generator=gen)
+            w0, ek, wk = (t[k].to(self.device) for t in (self.distill.w_src, self.distill.embeddings,
+                                                         self.distill.w_opt))
+            delta, delta0 = model(torch.cat([w, w0]), torch.cat([e, ek])).split(B)
+        else:
+            delta = model(w, e)
+        w_hat = w + cfg.strength * delta
         img = G.synthesis(w_hat, noise_mode=cfg.noise_mode)                    # [B, 3, H, W]
         f = clip_image_embedding(self.clip, img)
         clip_term = (1 - scale * (f * e).sum(-1)).mean()
@@ -194,10 +201,7 @@ class MapperTask:
             out["id"] = self.identity(img, src).mean()
             loss = loss + cfg.id_lambda * out["id"]
         if self.distill is not None:
-            k = torch.randint(0, self.distill.w_src.shape[0], (B,), generator=gen)
-            w0, ek, wk = (t[k].to(self.device) for t in (self.distill.w_src, self.distill.embeddings,
-                                                         self.distill.w_opt))
-            out["distill"] = ((w0 + cfg.strength * model(w0, ek) - wk) ** 2).mean()
+            out["distill"] = ((w0 + cfg.strength * delta0 - wk) ** 2).mean()
             loss = loss + cfg.distill_lambda * out["distill"]
         return {"loss": loss, **out}
 
