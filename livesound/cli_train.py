@@ -251,8 +251,9 @@ def cmd_train_encoder(args) -> int:
                                   f"{args.epochs} epochs -> {args.out}")
         summary = loop.run(task, opt, sched, cfg, dist, loader=task.loader(args.workers))
         if dist.main:
-            _say("train-encoder", f"{summary['steps']} steps, last loss {summary['last'].get('loss', float('nan')):.4f}; "
-                                  f"wrote {args.out} and {run_dir / loop.CHECKPOINT}")
+            last = summary["last"].get("loss", float("nan"))
+            _say("train-encoder", f"{summary['steps']} steps, last loss {last:.4f}; wrote {args.out} and "
+                                  f"{run_dir / loop.CHECKPOINT}")
     finally:
         loop.cleanup_distributed()
     return 0
@@ -290,8 +291,10 @@ def cmd_train_mapper(args) -> int:
         clip = _clip(args, "train-mapper", dist.device)
         encoder = encoder_from_preset(preset, args.encoder, device=str(dist.device)) if clips or args.distill \
             else None
-        pool = merge([text_targets(clip, prompts), audio_targets(encoder, [c.path for c in clips])
-                      if clips else text_targets(clip, [])])
+        pools = [text_targets(clip, prompts)]
+        if clips:
+            pools.append(audio_targets(encoder, [c.path for c in clips]))
+        pool = merge(pools)
         distill = distill_targets(Path(args.distill), G, clip, encoder) if args.distill else None
         identity = None
         if args.id_weights:
@@ -312,13 +315,14 @@ def cmd_train_mapper(args) -> int:
         opt = mapper_optimizer(task.model, args.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
         if dist.main:
-            _say("train-mapper", f"{len(pool.names)} target(s) ({len(prompts)} text, {len(clips)} audio)"
-                                 f"{'' if distill is None else f', {distill.w_src.shape[0]} distilled'}; "
-                                 f"{G.resolution} px generator; {dist.world} process(es) on {dist.device} -> {args.out}")
+            distilled = "" if distill is None else f", {distill.w_src.shape[0]} distilled"
+            _say("train-mapper", f"{len(pool.names)} target(s) ({len(prompts)} text, {len(clips)} audio{distilled}); "
+                                 f"{G.resolution} px generator; {dist.world} process(es) on {dist.device} -> "
+                                 f"{args.out}")
         summary = loop.run(task, opt, sched, cfg, dist)
         if dist.main:
-            _say("train-mapper", f"{summary['steps']} steps, last loss {summary['last'].get('loss', float('nan')):.4f}; "
-                                 f"wrote {args.out}")
+            last = summary["last"].get("loss", float("nan"))
+            _say("train-mapper", f"{summary['steps']} steps, last loss {last:.4f}; wrote {args.out}")
     finally:
         loop.cleanup_distributed()
     return 0

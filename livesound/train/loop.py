@@ -237,9 +237,10 @@ def run(task: Task, optimizer: torch.optim.Optimizer, scheduler, cfg: LoopConfig
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", refresh=False)
                 if dist.main and cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0 and pos.step < total:
+                    writer.flush()  # first: the log on disk covers every step the checkpoint holds
                     save_checkpoint(ckpt, task.model, optimizer, scheduler, scaler, pos, identity)
-                    writer.flush()
         if dist.main:
+            writer.flush()
             save_checkpoint(ckpt, task.model, optimizer, scheduler, scaler, pos, identity)
             task.save()
     finally:
@@ -355,6 +356,7 @@ class RunLog:
 
     def flush(self) -> None:
         self.file.flush()
+        os.fsync(self.file.fileno())
         if self.tb is not None:
             self.tb.flush()
 

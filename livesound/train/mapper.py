@@ -37,7 +37,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from livesound.optimize import AUDIO_SCALE, clip_image_embedding
