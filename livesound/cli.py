@@ -181,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     commands = {"generate": cmd_generate, "live": cmd_live, "embed": cmd_embed, "export": cmd_export,
                 "bench": cmd_bench, "optimize": cli_offline.cmd_optimize, "interpolate": cli_offline.cmd_interpolate,
-                "eval": cli_train.EVALS.get(args.eval_what, cli_offline.cmd_latent_agreement)
-                if args.command == "eval" else None,
+                "eval": lambda a: cli_train.EVALS.get(a.eval_what, cli_offline.cmd_latent_agreement)(a),
                 "convert": cmd_convert, "presets": cmd_presets, **cli_train.COMMANDS}
     try:
         return commands[args.command](args)
