@@ -102,7 +102,7 @@ def test_a_killed_run_resumes_to_the_same_weights_and_losses(tmp_path, one_threa
 
 
 def test_torchrun_two_gloo_processes_train_and_write_one_checkpoint(tmp_path):
-    data = write_csv(tmp_path / "data", per_class=4)                        # the CSV layout, 12 clips
+    data = write_csv(tmp_path / "data", per_class=4, frames=True)          # the CSV layout, 12 clips + frames
     run_dir = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -115,7 +115,8 @@ def test_torchrun_two_gloo_processes_train_and_write_one_checkpoint(tmp_path):
                                                          "spec_cache"]
     meta = load_own(run_dir / "checkpoint.safetensors", "train_state")[0]
     assert meta["identity"]["world"] == 2 and meta["position"]["step"] == 3   # 6 clips a process, 2 a step
-    assert len(read_log(run_dir)) == 3
+    log = read_log(run_dir)
+    assert len(log) == 3 and all(row["image"] > 0 for row in log)           # the audio-frame term was trained
 
 
 def test_bad_training_inputs_fail_with_one_line(tmp_path, capsys, one_thread):

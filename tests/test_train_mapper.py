@@ -1,14 +1,10 @@
 """``livesound train-mapper``: the loss goes down, distillation reads real optimisation results, and the
 output is what the live path loads."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
 from livesound.models.mapper import load_mapper
 from livesound.train.loop import read_log
 
@@ -62,18 +58,17 @@ def test_mapper_training_lowers_its_loss_and_loads_in_the_live_path(tmp_path, de
     assert torch.equal(live.edit(w, e, 0.5), task.model.eval().edit(w, e, 0.5))
 
 
-def test_train_mapper_command_and_its_errors(tmp_path):
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "livesound", "train-mapper", "--preset", "demo", "--quiet",
-                               "--device", "cpu", *map(str, args)], capture_output=True, text=True, cwd=REPO,
-                              timeout=300)
+def test_train_mapper_command_and_its_errors(tmp_path, capsys):
+    from livesound.cli import main
 
-    r = run("--run-dir", tmp_path / "run", "--out", tmp_path / "m.safetensors")
-    assert r.returncode == 1 and "give targets: --prompts and/or --data" in r.stderr
-    r = run("--prompts", "rain", "--distill", tmp_path, "--run-dir", tmp_path / "run")
-    assert r.returncode == 1 and "no <target>/result.npy" in r.stderr, r.stderr
-    r = run("--prompts", "rain,fire", "--epochs", 1, "--steps-per-epoch", 2, "--batch", 2,
-            "--run-dir", tmp_path / "run", "--out", tmp_path / "m.safetensors")
-    assert r.returncode == 0, r.stderr
+    def run(*args) -> int:
+        return main(["train-mapper", "--preset", "demo", "--quiet", "--device", "cpu", *map(str, args)])
+
+    assert run("--run-dir", tmp_path / "run", "--out", tmp_path / "m.safetensors") == 1
+    assert "give targets: --prompts and/or --data" in capsys.readouterr().err
+    assert run("--prompts", "rain", "--distill", tmp_path, "--run-dir", tmp_path / "run") == 1
+    assert "no <target>/result.npy" in capsys.readouterr().err
+    assert run("--prompts", "rain,fire", "--epochs", 1, "--steps-per-epoch", 2, "--batch", 2,
+               "--run-dir", tmp_path / "run", "--out", tmp_path / "m.safetensors") == 0
     assert load_mapper(tmp_path / "m.safetensors").num_ws == 12
     assert np.isfinite([row["loss"] for row in read_log(tmp_path / "run")]).all()
