@@ -9,15 +9,6 @@ from pathlib import Path
 
 from livesound import __version__
 
-# Subcommands whose issue has not landed yet: they say so in one line and exit non-zero.
-PLANNED = {
-    "train-encoder": ("train the audio encoder contrastively into CLIP space",
-                      "livesound train-encoder --data esc50/ --out encoder.safetensors"),
-    "train-mapper": ("train the conditional latent mapper",
-                     "livesound train-mapper --preset demo --out mapper.safetensors"),
-}
-PLANNED_EVALS = {("eval", "zero-shot"), ("eval", "linear-probe")}
-
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
@@ -162,32 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
     pr = _sub(subs, "presets", "list the named presets", "livesound presets")
     pr.add_argument("--json", action="store_true", help="print the presets as JSON")
 
-    from livesound import cli_offline
+    from livesound import cli_offline, cli_train
 
     cli_offline.add_parsers(subs, _Formatter, _sub)
-    ev = _sub(subs, "eval", "evaluations: the paper's latent agreement (Table 2); zero-shot and linear probe "
-                            "(ESC-50 / UrbanSound8K) come with the training issue", cli_offline.LATENT_AGREEMENT_EXAMPLE)
+    cli_train.add_parsers(subs, _sub)
+    ev = _sub(subs, "eval", "evaluations: the paper's latent agreement (Table 2), zero-shot and linear-probe "
+                            "classification (ESC-50 / UrbanSound8K), the mapper against optimisation",
+              cli_offline.LATENT_AGREEMENT_EXAMPLE + "\n  " + cli_train.ZERO_SHOT_EXAMPLE)
     evs = ev.add_subparsers(dest="eval_what", metavar="evaluation")
     cli_offline.add_eval_latent_agreement(
         _sub(evs, "latent-agreement", "cosine between sound-guided and text-guided latent offsets, per label",
              cli_offline.LATENT_AGREEMENT_EXAMPLE))
-    for name in ("zero-shot", "linear-probe"):
-        sp = _sub(evs, name, f"{name} classification on ESC-50 / UrbanSound8K (not built yet)",
-                  f"livesound eval {name} --data esc50/")
-
-    for name, (help_text, example) in PLANNED.items():
-        sp = _sub(subs, name, f"{help_text} (not built yet)", example)
-        sp.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    cli_train.add_eval_parsers(evs, _sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and not {"-h", "--help"} & set(argv):
-        planned = argv[0] if argv[0] in PLANNED else " ".join(argv[:2]) if tuple(argv[:2]) in PLANNED_EVALS else None
-        if planned:
-            print(f"livesound {planned}: not built yet", file=sys.stderr)
-            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_devices:
@@ -201,11 +183,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "eval" and args.eval_what is None:
         parser.parse_args(["eval", "--help"])
-    from livesound import cli_offline
+    from livesound import cli_offline, cli_train
 
     commands = {"generate": cmd_generate, "live": cmd_live, "embed": cmd_embed, "export": cmd_export,
                 "bench": cmd_bench, "optimize": cli_offline.cmd_optimize, "interpolate": cli_offline.cmd_interpolate,
-                "eval": cli_offline.cmd_latent_agreement, "convert": cmd_convert, "presets": cmd_presets}
+                "eval": lambda a: cli_train.EVALS.get(a.eval_what, cli_offline.cmd_latent_agreement)(a),
+                "convert": cmd_convert, "presets": cmd_presets, **cli_train.COMMANDS}
     try:
         return commands[args.command](args)
     except (AudioError, CheckpointError, PresetError, ValueError, OSError) as e:
