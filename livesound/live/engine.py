@@ -14,7 +14,8 @@ Threading contract
 - Rig hooks (`livesound.rig`: OSC, MIDI, presets, video out): ``before_frame`` and ``after_frame`` run on the
   renderer thread and only drain a queue of control changes or hand a frame to a latest-wins slot.
 The two workers each run torch with one intra-op thread, so on a 2-core machine each owns a core instead of
-both fighting over two. An exception in a worker is stored in `error` and logged, and the engine stops; it is
+both fighting over two; with `pin_threads` each worker pins itself to its core at its start
+(`livesound.live.affinity`). An exception in a worker is stored in `error` and logged, and the engine stops; it is
 never swallowed. `stop()` sets one event and joins every thread within its timeout.
 
 Headless fixed-step mode (`run_fixed_step`) uses no threads at all: each frame advances the audio by exactly
@@ -274,8 +275,11 @@ def run_fixed_step(stages: Stages, audio: np.ndarray, frames: int, hop_samples: 
 class LiveEngine:
     """Live source + stages on two worker threads (see the module's threading contract)."""
 
-    def __init__(self, stages: Stages, source, torch_threads: int | None = 1):
+    def __init__(self, stages: Stages, source, torch_threads: int | None = 1, pin_threads: str = "off"):
+        from livesound.live.affinity import parse_pin, plan
+
         self.stages, self.source = stages, source
+        self._cores = plan(parse_pin(pin_threads))  # {"renderer": core, "listener": core}, or {} unpinned
         self.times = StageTimes()
         self._frame_slot, self._emb_slot = LatestSlot(), LatestSlot()
         self._stop = threading.Event()
@@ -349,6 +353,10 @@ class LiveEngine:
 
     def _guard(self, loop: Callable[[], None]) -> None:
         try:
+            from livesound.live.affinity import pin_current_thread
+
+            worker = threading.current_thread().name.removeprefix("livesound-")
+            pin_current_thread(self._cores.get(worker), worker)
             loop()
         except BaseException as e:  # noqa: BLE001 - reported, never swallowed
             self.error = e

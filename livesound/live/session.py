@@ -36,7 +36,8 @@ def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_
         stats = {"stages": stages.times.summary(), "frames": frames, "mode": "fixed-step",
                  "hop_samples": hop}
     else:
-        engine = LiveEngine(stages, source if source is not None else open_source(opts))
+        engine = LiveEngine(stages, source if source is not None else open_source(opts),
+                            pin_threads=opts.pin_threads)
         rig = open_rig(engine, rig_opts)
         if rig is not None:
             rig.attach(engine)
