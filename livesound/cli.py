@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--hop-fps", type=float, default=30.0,
                     help="headless with a file: audio advances 1/hop-fps seconds per frame (reproducible)")
     lv.add_argument("--stats", metavar="JSON", help="write per-stage timing percentiles of the run")
-    lv.add_argument("--record", metavar="PATH", help="window: where R records (.mp4 or a PNG folder)")
+    lv.add_argument("--record", metavar="PATH", help="window: where R records (.mp4 or a PNG folder); "
+                                                     "headless: also record every frame into this video")
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
     lv.add_argument("--backend", help="onnxruntime or tensorrt for every accelerated stage, or per stage: "
                                       "encode=onnxruntime,map=torch,synthesize=onnxruntime (default torch)")
@@ -277,8 +278,10 @@ def cmd_live(args) -> int:
     source = open_source(opts) if live_source else None
     stages = build_stages(opts)
     if headless:
-        stats = run_headless(stages, opts, args.frames, Path(args.out), args.hop_fps, source=source)
-        print(f"livesound live: wrote {args.frames} frames to {args.out} ({stats['fps']:.1f} frames/s)")
+        stats = run_headless(stages, opts, args.frames, Path(args.out), args.hop_fps, source=source,
+                             record=Path(args.record) if args.record else None)
+        print(f"livesound live: wrote {stats['frames']} frames to {args.out} ({stats['fps']:.1f} frames/s)"
+              + (" (interrupted)" if stats.get("interrupted") else ""))
     else:
         from livesound.app.window import run_window
         from livesound.live.engine import LiveEngine
@@ -291,7 +294,7 @@ def cmd_live(args) -> int:
             return code
     if args.stats:
         Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
-    return 0
+    return 130 if stats.get("interrupted") else 0
 
 
 def cmd_export(args) -> int:

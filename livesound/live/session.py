@@ -1,48 +1,101 @@
-"""Headless runs of the live path: frames to PNG files, with per-stage timing."""
+"""Headless runs of the live path: frames to PNG files (and optionally a video), with per-stage timing.
+
+Ctrl+C or SIGTERM ends a headless run early and cleanly: the frames so far stay, and a recording is closed as
+a playable file (see ``shutdown.py``). A microphone run is paced in real time: it writes the newest frame every
+``1 / hop_fps`` seconds, so N frames span N / hop_fps seconds of the performance whatever the render speed,
+and frames keep coming while the device is gone (the picture then follows silence).
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from livesound.live.build import LiveOptions, open_source
 from livesound.live.engine import LiveEngine, Stages, run_fixed_step
+from livesound.live.shutdown import stop_requested
+
+log = logging.getLogger("livesound")
 
 
 def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_fps: float = 30.0,
-                 source=None) -> dict:
-    """Render ``frames`` PNGs into ``out``. A file source steps its audio by a fixed hop per frame (the same
-    frames on every run); the microphone and synthetic sources run live on the engine's threads."""
-    from livesound.generate import save_png
+                 source=None, record: Path | None = None) -> dict:
+    """Render ``frames`` PNGs into ``out`` (and every frame into the video ``record``, if given). A file
+    source steps its audio by a fixed hop per frame (the same frames on every run); the microphone and
+    synthetic sources run live on the engine's threads."""
+    from livesound.recording import Recorder
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if opts.source not in ("auto", "mic", "synth"):
-        from livesound.audio.io import load_audio
+    recorder = Recorder(record, fps=hop_fps, queue_frames=256) if record is not None else None
+    try:
+        with stop_requested() as stop:
+            if opts.source not in ("auto", "mic", "synth"):
+                stats = _fixed_step(stages, opts, frames, out, hop_fps, recorder, stop)
+            else:
+                stats = _live(stages, source if source is not None else open_source(opts), frames, out, hop_fps,
+                              recorder, stop)
+            stats["interrupted"] = stop.is_set()
+    finally:
+        if recorder is not None:
+            recorder.close()  # flushes the encoder and renames the video into place, even after a signal
+    if recorder is not None:
+        stats["recording"] = {"path": str(record), "frames": recorder.frames_written,
+                              "dropped": recorder.frames_dropped}
+    stats["fps"] = stats["frames"] / (time.perf_counter() - t0)
+    return stats
 
-        audio = load_audio(opts.source, sr=stages.sample_rate)
-        hop = max(1, round(stages.sample_rate / hop_fps))
-        for frame in run_fixed_step(stages, audio, frames, hop):
-            save_png(frame.rgb, out / f"frame_{frame.index:06d}.png")
-        stats = {"stages": stages.times.summary(), "frames": frames, "mode": "fixed-step",
-                 "hop_samples": hop}
-    else:
-        engine = LiveEngine(stages, source if source is not None else open_source(opts))
-        engine.start()
-        written, last = 0, -1
-        try:
-            while written < frames:
-                if engine.error is not None:
-                    raise RuntimeError(f"the live engine failed: {engine.error}") from engine.error
-                frame = engine.latest_frame()
-                if frame is None or frame.index == last:
-                    time.sleep(0.002)
-                    continue
-                last = frame.index
-                save_png(frame.rgb, out / f"frame_{written:06d}.png")
-                written += 1
-        finally:
-            engine.stop()
-        stats = engine.stats() | {"mode": "live"}
-    stats["fps"] = frames / (time.perf_counter() - t0)
+
+def _save(frame_rgb, path: Path, recorder) -> None:
+    from livesound.generate import save_png
+
+    save_png(frame_rgb, path)
+    if recorder is not None:
+        recorder.write(frame_rgb)
+
+
+def _fixed_step(stages, opts, frames, out, hop_fps, recorder, stop) -> dict:
+    from livesound.audio.io import load_audio
+
+    audio = load_audio(opts.source, sr=stages.sample_rate)
+    hop = max(1, round(stages.sample_rate / hop_fps))
+    written = 0
+    for frame in run_fixed_step(stages, audio, frames, hop):
+        _save(frame.rgb, out / f"frame_{frame.index:06d}.png", recorder)
+        written += 1
+        if stop.is_set():
+            break
+    return {"stages": stages.times.summary() if written == frames else {}, "frames": written,
+            "mode": "fixed-step", "hop_samples": hop}
+
+
+def _live(stages, source, frames, out, hop_fps, recorder, stop) -> dict:
+    paced = hasattr(source, "state")  # a real device: pace in real time (see the module docstring)
+    engine = LiveEngine(stages, source)
+    engine.start()
+    written, last, timeline = 0, -1, []
+    next_t = time.perf_counter()
+    try:
+        while written < frames and not stop.is_set():
+            if engine.error is not None:
+                raise RuntimeError(f"the live engine failed: {engine.error}") from engine.error
+            frame = engine.latest_frame()
+            now = time.perf_counter()
+            if frame is None or (paced and now < next_t) or (not paced and frame.index == last):
+                time.sleep(0.002)
+                continue
+            next_t = max(next_t + 1.0 / hop_fps, now - 1.0 / hop_fps)
+            last = frame.index
+            _save(frame.rgb, out / f"frame_{written:06d}.png", recorder)
+            timeline.append([round(now, 4), frame.index, round(frame.level, 5), round(frame.onset, 4),
+                             getattr(source, "state", "ok")])
+            written += 1
+    finally:
+        engine.stop()
+    stats = engine.stats() | {"mode": "live-paced" if paced else "live", "frames": written}
+    for key in ("losses", "reconnects", "silence_samples"):
+        if hasattr(source, key):
+            stats[f"source_{key}"] = getattr(source, key)
+    stats["timeline"] = {"columns": ["t", "frame_index", "level", "onset", "source_state"], "rows": timeline}
     return stats
