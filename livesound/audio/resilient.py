@@ -51,7 +51,7 @@ class ResilientMic(AudioSource):
 
     def __init__(self, device: int | str | None = None, samplerate: int = SAMPLE_RATE, blocksize: int = 256,
                  channels: int = 1, ring_seconds: float = RING_SECONDS, latency: str | float | None = "low",
-                 stall_s: float = 0.5, backoff_s: float = 0.25, max_backoff_s: float = 4.0,
+                 stall_s: float = 1.5, backoff_s: float = 0.25, max_backoff_s: float = 4.0,
                  open_timeout_s: float = 10.0, command: list[str] | None = None):
         if command is None:
             dev = resolve_input_device(device, list_input_devices())

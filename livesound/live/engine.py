@@ -369,9 +369,9 @@ class LiveEngine:
         e_last, audio_idx, emb_ms = None, 0, {}
         fps_t, fps_n = last_t, 0
         while not self._stop.is_set():
-            if self._pending_seed is not None:
-                st.set_seed(self._pending_seed)
-                self._pending_seed = None
+            if self._pending_seed is not None:  # taken before applying: a failing seed is tried once
+                seed, self._pending_seed = self._pending_seed, None
+                st.set_seed(seed)
             if self._pending_text is not None:
                 (text,), self._pending_text = self._pending_text, None
                 st.set_text(text)
