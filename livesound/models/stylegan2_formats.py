@@ -60,6 +60,10 @@ def _read(path: Path, mapping_lr_mul: float | None) -> tuple[GeneratorConfig, di
 def _torch_load(path: Path) -> dict:
     import argparse
 
+    from livesound.untrusted import check_torch_zip
+
+    if zipfile.is_zipfile(path):
+        check_torch_zip(path)  # declared record sizes against the file's bytes, before torch reads any
     # Rosinality's training checkpoints also pickle their argparse.Namespace: plain data, allowed.
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
@@ -89,7 +93,7 @@ def _nvidia_load(path: Path) -> dict:
         raise CheckpointError(path, f"refused: it names {e.global_name}, which is not a data constructor; "
                                     f"nothing from it was executed.{hint}") from None
     except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, MemoryError) as e:
+            IndexError, KeyError, MemoryError, RecursionError, OverflowError, UnicodeDecodeError) as e:
         raise CheckpointError(path, f"truncated or corrupt pickle ({type(e).__name__}: {e})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(path, f"expected a dict with 'G_ema', found {type(obj).__name__}")
