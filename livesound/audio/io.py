@@ -17,6 +17,7 @@ import soundfile as sf
 SAMPLE_RATE = 44100  # the paper's rate; its encoder's mel settings assume it
 # One STFT window (n_fft 2048 at 44.1 kHz): anything shorter gives no complete spectrogram frame.
 MIN_SAMPLES = 2048
+MIN_RATE, MAX_RATE = 1000, 768_000  # any real recording's rate lies between
 
 _NONFINITE = ("reject", "clean")
 
@@ -47,6 +48,8 @@ def check_readable(path: Path | str) -> None:
 
 
 def _check_length(path: Path, frames: int, file_sr: int) -> None:
+    if not MIN_RATE <= file_sr <= MAX_RATE:  # a damaged header's rate would make resampling explode or vanish
+        raise AudioError(path, f"unsupported sample rate {file_sr} Hz (expected {MIN_RATE}-{MAX_RATE} Hz)")
     if frames == 0:
         raise AudioError(path, "empty audio file (0 frames)")
     if frames * SAMPLE_RATE < MIN_SAMPLES * file_sr:  # judged in time, so the target rate does not matter

@@ -94,7 +94,8 @@ def _nvidia_load(path: Path) -> dict:
                                     f"nothing from it was executed.{hint}") from None
     except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, MemoryError, RecursionError, OverflowError, UnicodeDecodeError) as e:
-        raise CheckpointError(path, f"truncated or corrupt pickle ({type(e).__name__}: {e})") from None
+        first = (str(e).strip().splitlines() or [""])[0][:200]  # torch's own errors run to many lines
+        raise CheckpointError(path, f"truncated or corrupt pickle ({type(e).__name__}: {first})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(path, f"expected a dict with 'G_ema', found {type(obj).__name__}")
     return obj
