@@ -293,7 +293,9 @@ def cmd_live(args) -> int:
         if code:
             return code
     if args.stats:
-        Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
+        from livesound.checkpoint import atomic_write
+
+        atomic_write(Path(args.stats), lambda tmp: tmp.write_text(json.dumps(stats, indent=2) + "\n"))
     return 130 if stats.get("interrupted") else 0
 
 

@@ -165,7 +165,7 @@ def test_contract_live_mic_survives_a_sound_server_restart(pulse_server, tmp_pat
     lost = [i for i, r in enumerate(rows) if r[4] in ("lost", "reconnecting")]
     after = [i for i, r in enumerate(rows) if i > lost[-1]]
     loud = [i for i in after if rows[i][2] > 0.05]
-    assert lost and len(loud) >= 20, f"sound played after the restart did not reach the frames: {''.join(err)[-1500:]}"
+    assert lost and len(loud) >= 20, f"sound after the restart did not reach the frames: {''.join(err)[-1500:]}"
     assert max(rows[i][2] for i in lost) < 1e-3                         # silence while the device was gone
     # The picture follows the sound: frames move while the noise plays, not while silence was fed.
     quiet = lost[len(lost) // 2:][:15]
