@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import pickletools
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -66,8 +67,10 @@ def check_shapes_before_building(build: Callable[[], torch.nn.Module], state: di
     """Build the model on the meta device (no memory) and refuse the file unless every tensor the model needs
     is in ``state`` with the same shape: so a config declaring a huge model cannot allocate it."""
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _registration_budget(4 * len(state) + 256):
             expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    except _TooManyParts as e:
+        raise CheckpointError(source, f"the config declares a model far larger than the file ({e})") from None
     except (ValueError, TypeError, RuntimeError, ZeroDivisionError, OverflowError, IndexError, KeyError) as e:
         raise CheckpointError(source, f"the config does not describe a buildable model ({type(e).__name__}: "
                                       f"{e})") from None
@@ -78,3 +81,29 @@ def check_shapes_before_building(build: Callable[[], torch.nn.Module], state: di
         what = (f"missing tensors {', '.join(missing[:4])}" if missing else "") + \
                ("; " if missing and wrong else "") + (f"wrong shapes {', '.join(wrong[:4])}" if wrong else "")
         raise CheckpointError(source, f"does not match the architecture: {what}")
+
+
+class _TooManyParts(Exception):
+    pass
+
+
+@contextmanager
+def _registration_budget(limit: int):
+    """Abort building once more than ``limit`` modules, parameters and buffers were registered: even on the meta
+    device, a config asking for a million layers would take minutes to build, and the file cannot fill them."""
+    from torch.nn.modules import module as M
+
+    count = [0]
+
+    def hook(*_args):
+        count[0] += 1
+        if count[0] > limit:
+            raise _TooManyParts(f"more than {limit} modules and tensors for {limit // 4 - 64} tensors in the file")
+
+    handles = [M.register_module_module_registration_hook(hook), M.register_module_parameter_registration_hook(hook),
+               M.register_module_buffer_registration_hook(hook)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
