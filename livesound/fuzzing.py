@@ -45,7 +45,9 @@ class Report:
     clear_errors: int = 0
     other_failures: int = 0
     max_case_s: float = 0.0
+    slowest_case: str = ""
     max_rss_growth_mb: float = 0.0
+    biggest_rss_step: str = ""               # the case that raised the peak RSS most, and by how much
     code_ran: bool = False
     by_mutation: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)   # the first few "other" outcomes, one line each
@@ -234,7 +236,7 @@ def run(seeds: list[Seed], cases: int, seed: int, workdir: Path, marker: Path, p
     originals = [s.path.read_bytes() for s in seeds]
     for s in seeds:  # warm-up: imports and first-call caches are not what we measure
         s.read(s.path)
-    rss0 = peak_rss_mb()
+    rss0, biggest = peak_rss_mb(), 0.0
     for i in range(cases):
         k = i % len(seeds)
         s, data = seeds[k], originals[k]
@@ -243,12 +245,15 @@ def run(seeds: list[Seed], cases: int, seed: int, workdir: Path, marker: Path, p
         mutated = (AWARE[mutation](data, rng, marker) if mutation in AWARE else GENERIC[mutation](data, rng))
         case = workdir / f"case{s.path.suffix}"
         case.write_bytes(mutated)
-        t0 = time.perf_counter()
+        t0, peak0 = time.perf_counter(), peak_rss_mb()
         outcome = _outcome(s.read, case)
-        dt = time.perf_counter() - t0
+        dt, step = time.perf_counter() - t0, peak_rss_mb() - peak0
         report.cases += 1
         report.by_mutation[f"{s.name}/{mutation}"] += 1
-        report.max_case_s = max(report.max_case_s, dt)
+        if dt > report.max_case_s:
+            report.max_case_s, report.slowest_case = dt, f"#{i} {s.name}/{mutation}: {outcome[:120]}"
+        if step > 1.0 and step >= biggest:
+            biggest, report.biggest_rss_step = step, f"#{i} {s.name}/{mutation}: +{step:.0f} MB, {outcome[:120]}"
         if outcome == "loaded":
             report.loaded += 1
         elif outcome == "clear":

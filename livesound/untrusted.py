@@ -72,8 +72,9 @@ def check_shapes_before_building(build: Callable[[], torch.nn.Module], state: di
     except _TooManyParts as e:
         raise CheckpointError(source, f"the config declares a model far larger than the file ({e})") from None
     except (ValueError, TypeError, RuntimeError, ZeroDivisionError, OverflowError, IndexError, KeyError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckpointError(source, f"the config does not describe a buildable model ({type(e).__name__}: "
-                                      f"{e})") from None
+                                      f"{first})") from None
     missing = [k for k in expected if k not in state]
     wrong = [f"{k} {list(state[k].shape)} (expected {list(s)})" for k, s in expected.items()
              if k in state and tuple(state[k].shape) != s]
