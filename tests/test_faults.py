@@ -122,3 +122,17 @@ def test_guard_rejects_nonfinite_numpy_and_tensors():
         with pytest.raises(StageFault):
             g.call("map", lambda b=bad: b)
     assert g.summary()["by_stage"] == {"map": {"nonfinite": 3}}
+
+
+def test_the_overlay_shows_faults_and_a_lost_device(stages):
+    pytest.importorskip("PyQt6")
+    from livesound.app.window import fault_lines
+    from livesound.live.faults import StageFault
+
+    source = SynthSource("noise")
+    engine = LiveEngine(stages, source)
+    assert fault_lines(engine) == []
+    engine.faults.record(StageFault("synthesize", "nonfinite", "NaN"))
+    source.state = "lost"  # what ResilientMic reports while its device is gone
+    lines = fault_lines(engine)
+    assert lines[0].startswith("AUDIO    LOST") and lines[1] == "faults 1 (synthesize: nonfinite 1)"
