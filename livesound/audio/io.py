@@ -18,6 +18,7 @@ SAMPLE_RATE = 44100  # the paper's rate; its encoder's mel settings assume it
 # One STFT window (n_fft 2048 at 44.1 kHz): anything shorter gives no complete spectrogram frame.
 MIN_SAMPLES = 2048
 MIN_RATE, MAX_RATE = 1000, 768_000  # any real recording's rate lies between
+MAX_SAMPLES_PER_BYTE = 8192
 
 _NONFINITE = ("reject", "clean")
 
@@ -47,6 +48,22 @@ def check_readable(path: Path | str) -> None:
     _check_length(Path(path), frames, samplerate)
 
 
+def _check_declared_size(path: Path) -> None:
+    """Refuse a header declaring more samples than its bytes could hold, before decoding allocates them all.
+
+    No codec stores audio denser than MAX_SAMPLES_PER_BYTE (FLAC's all-silent blocks come near: a few bytes of
+    frame header per 4096-65535 samples); a damaged header (a flipped bit in FLAC's STREAMINFO) can declare hours.
+    """
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(path, f"not a readable audio file ({_one_line(e)})") from None
+    size = path.stat().st_size
+    if info.frames * info.channels > size * MAX_SAMPLES_PER_BYTE:
+        raise AudioError(path, f"the header declares {info.frames} frames x {info.channels} channels, more than "
+                               f"a {size}-byte file can hold (damaged header?)")
+
+
 def _check_length(path: Path, frames: int, file_sr: int) -> None:
     if not MIN_RATE <= file_sr <= MAX_RATE:  # a damaged header's rate would make resampling explode or vanish
         raise AudioError(path, f"unsupported sample rate {file_sr} Hz (expected {MIN_RATE}-{MAX_RATE} Hz)")
@@ -68,6 +85,7 @@ def load_audio(path: Path | str, sr: int = SAMPLE_RATE, *, nonfinite: str = "rej
         raise ValueError(f"nonfinite must be one of {_NONFINITE}, not {nonfinite!r}")
     path = Path(path)
     _check_exists(path)
+    _check_declared_size(path)
     try:
         data, file_sr = sf.read(str(path), always_2d=True, dtype="float32")  # [frames, channels]
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:

@@ -27,8 +27,10 @@ class Sample:
     threads: int          # OS threads of the process (ONNX Runtime's and torch's pools included)
     py_threads: int       # Python threads
     fds: int              # open file descriptors
-    frame_ms: float       # mean frame time since the previous sample
+    frame_ms: float       # mean frame time since the previous sample (wall clock)
     faults: int
+    cpu_ms: float = 0.0   # process CPU time per frame since the previous sample: steadier than wall time on
+                          # a shared machine, where other processes' load moves the wall time
 
 
 def rss_mb() -> float:
@@ -69,6 +71,7 @@ def soak(engine, frames: int, sample_every: int = 500, progress=None, timeout_s:
     engine.start()
     t0 = time.perf_counter()
     last_t, last_n, next_at = t0, 0, sample_every
+    last_cpu = _cpu_s()
     deadline = None if timeout_s is None else t0 + timeout_s
     checksum = 0
     seen = -1
@@ -84,16 +87,23 @@ def soak(engine, frames: int, sample_every: int = 500, progress=None, timeout_s:
                 checksum ^= int(f.rgb[0, 0, 0])
             n = engine.frames_rendered
             if n >= next_at:
-                now = time.perf_counter()
+                now, cpu = time.perf_counter(), _cpu_s()
+                frames_since = max(1, n - last_n)
                 samples.append(Sample(n, now - t0, rss_mb(), os_threads(), threading.active_count(), open_fds(),
-                                      (now - last_t) * 1e3 / max(1, n - last_n), engine.faults.total))
-                last_t, last_n, next_at = now, n, next_at + sample_every
+                                      (now - last_t) * 1e3 / frames_since, engine.faults.total,
+                                      (cpu - last_cpu) * 1e3 / frames_since))
+                last_t, last_n, last_cpu, next_at = now, n, cpu, next_at + sample_every
                 if progress is not None:
                     progress(n)
             time.sleep(0.002)
     finally:
         engine.stop()
     return samples
+
+
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def judge(samples: list[Sample], warmup_fraction: float = 0.1) -> dict:
@@ -106,6 +116,8 @@ def judge(samples: list[Sample], warmup_fraction: float = 0.1) -> dict:
     ms = np.array([s.frame_ms for s in run])
     dec = max(1, len(run) // 10)
     first, last = float(np.median(ms[:dec])), float(np.median(ms[-dec:]))
+    cpu = np.array([s.cpu_ms for s in run])
+    cpu_first, cpu_last = float(np.median(cpu[:dec])), float(np.median(cpu[-dec:]))
     return {
         "warmup_samples": start, "rss_mb_after_warmup": float(rss[0]), "rss_mb_end": float(rss[-1]),
         "rss_mb_max": float(rss.max()),
@@ -114,6 +126,8 @@ def judge(samples: list[Sample], warmup_fraction: float = 0.1) -> dict:
         "py_threads": [min(s.py_threads for s in run), max(s.py_threads for s in run)],
         "fds": [min(s.fds for s in run), max(s.fds for s in run)],
         "frame_ms_first_decile": first, "frame_ms_last_decile": last, "frame_time_drift": last / first - 1.0,
+        "cpu_ms_first_decile": cpu_first, "cpu_ms_last_decile": cpu_last,
+        "cpu_time_drift": cpu_last / cpu_first - 1.0 if cpu_first > 0 else 0.0,
         "faults": run[-1].faults,
     }
 
