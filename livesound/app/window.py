@@ -154,7 +154,7 @@ class LiveWindow(QMainWindow):
 
     def _report_source_state(self) -> None:
         """One status-bar line when the audio device is lost and one when it is back (not every poll)."""
-        state = getattr(self.engine.source, "state", "ok")
+        state = getattr(getattr(self.engine, "source", None), "state", "ok")
         if state == getattr(self, "_source_state", "ok") or state == "reconnecting":
             return
         self._source_state = state
@@ -355,7 +355,7 @@ def overlay_info(engine, frame, stats: dict, recorder: Recorder | None) -> Overl
 def fault_lines(engine) -> list[str]:
     """What went wrong and is being survived: a lost audio device, dropped frames from stage faults."""
     lines = []
-    state = getattr(engine.source, "state", "ok")
+    state = getattr(getattr(engine, "source", None), "state", "ok")
     if state not in ("ok", "stopped"):
         lines.append(f"AUDIO    {state.upper()}: input device gone, playing on silence")
     faults = getattr(engine, "faults", None)
