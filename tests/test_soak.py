@@ -16,9 +16,9 @@ from livesound.live.soak import judge, soak
 def test_short_soak_keeps_threads_files_and_memory_flat():
     stages = build_stages(LiveOptions(preset="demo", backend="torch"))  # no export: the short test stays short
     engine = LiveEngine(stages, SynthSource("noise", amplitude=0.3))
-    samples = soak(engine, frames=400, sample_every=20, timeout_s=120)
+    samples = soak(engine, frames=440, sample_every=20, timeout_s=120)
     v = judge(samples, warmup_fraction=0.2)
-    assert samples[-1].frame >= 400 and v["faults"] == 0
+    assert len(samples) >= 21 and v["faults"] == 0
     assert v["threads"][0] == v["threads"][1] and v["py_threads"][0] == v["py_threads"][1]
     assert v["fds"][0] == v["fds"][1]
     assert v["memory_growth"] < 0.05, v
