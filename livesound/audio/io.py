@@ -9,6 +9,7 @@ can print it as is.
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -127,9 +128,24 @@ def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     import torch
     import torchaudio.functional as AF
 
+    p, q = _resample_ratio(int(sr_to), int(sr_from))
     with torch.no_grad():
-        y = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), int(sr_from), int(sr_to), **KAISER_BEST)
+        y = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), q, p, **KAISER_BEST)
     return y.numpy().astype(np.float32, copy=False)
+
+
+MAX_PHASES = 1000
+
+
+def _resample_ratio(sr_to: int, sr_from: int) -> tuple[int, int]:
+    """(new, orig) in lowest terms for the polyphase resampler. Every common rate pair reduces to under a
+    thousand phases (48000 -> 44100 is 147/160) and stays exact; an odd rate (a damaged header's 11332 Hz) would
+    need 11025 phases and a kernel of half a gigabyte, so its ratio is approximated to within 1e-6."""
+    exact = ratio = Fraction(sr_to, sr_from)
+    limit = MAX_PHASES
+    while ratio.numerator > MAX_PHASES or ratio.denominator > MAX_PHASES:
+        ratio, limit = exact.limit_denominator(limit), limit // 2
+    return ratio.numerator, ratio.denominator
 
 
 def _check_exists(path: Path) -> None:
