@@ -3,6 +3,7 @@ time from a sound onset to the first frame that reacts to it.
 
     python benchmarks/bench_live.py                    # demo preset, 20 s of clicks every 0.5 s
     python benchmarks/bench_live.py --seconds 60 --preset demo --backend onnxruntime
+    python benchmarks/bench_live.py --backend onnxruntime --pin-threads off    # worker threads unpinned
 
 The source is the synthetic `clicks` source running in real time through the same ring buffer, threads and
 stages as `livesound live`. Sound-to-picture latency is measured, not estimated: a probe thread timestamps the
@@ -38,19 +39,12 @@ def pct(v, qs=(50, 95, 99)) -> dict[str, float]:
                                                                      "max_ms": float(v.max())}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="demo")
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--warmup", type=float, default=3.0)
-    ap.add_argument("--period", type=float, default=0.5, help="seconds between clicks")
-    ap.add_argument("--backend", help="stage backends as for `livesound live --backend` (default torch)")
-    ap.add_argument("--name", help="result file stem")
-    args = ap.parse_args()
-
-    stages = build_stages(LiveOptions(preset=args.preset, backend=args.backend))
-    src = SynthSource("clicks", period=args.period, amplitude=0.8)
-    engine = LiveEngine(stages, src)
+def measure_live(preset: str = "demo", backend: str | None = None, seconds: float = 20.0, warmup: float = 3.0,
+                 period: float = 0.5, pin_threads: str = "auto") -> tuple[dict, np.ndarray, list[float]]:
+    """One run of the live engine on the clicks source: (result, frame intervals ms, onset latencies ms)."""
+    stages = build_stages(LiveOptions(preset=preset, backend=backend))
+    src = SynthSource("clicks", period=period, amplitude=0.8)
+    engine = LiveEngine(stages, src, pin_threads=pin_threads)
     arrivals: dict[int, float] = {}
     stop = threading.Event()
 
@@ -66,7 +60,7 @@ def main() -> None:
     frames = []
     threading.Thread(target=probe, daemon=True).start()
     engine.start()
-    t_end = time.perf_counter() + args.warmup + args.seconds
+    t_end = time.perf_counter() + warmup + seconds
     last = -1
     while time.perf_counter() < t_end and engine.error is None:
         f = engine.latest_frame()
@@ -79,7 +73,7 @@ def main() -> None:
     if engine.error is not None:
         raise SystemExit(f"engine failed: {engine.error}")
 
-    t0 = frames[0][1] + args.warmup
+    t0 = frames[0][1] + warmup
     run = [f for f in frames if f[1] >= t0]
     intervals = np.diff([f[1] for f in run]) * 1e3
     latencies = []
@@ -93,8 +87,8 @@ def main() -> None:
                  for name in ("features", "encode", "smooth", "map", "synthesize", "to_rgb8")}
     result = {
         "benchmark": "live path end to end (synthetic clicks source in real time, threads as in `livesound live`)",
-        "preset": args.preset, "backend": args.backend or "torch", "seconds": args.seconds, "frames": len(run),
-        "fps": len(run) / (run[-1][1] - run[0][1]),
+        "preset": preset, "backend": backend or "torch", "seconds": seconds, "frames": len(run),
+        "pin_threads": pin_threads, "fps": len(run) / (run[-1][1] - run[0][1]),
         "frame_interval": pct(intervals),
         "onset_to_frame_latency": (pct(latencies) if latencies else {}) | {
             "n": len(latencies), "onsets": sum(1 for t in arrivals.values() if t >= t0), "reacts_at_onset": REACTS},
@@ -102,6 +96,23 @@ def main() -> None:
         "device": f"CPU: {platform.processor() or platform.machine()}, 2 worker threads x 1 torch thread",
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
     }
+    return result, intervals, latencies
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--period", type=float, default=0.5, help="seconds between clicks")
+    ap.add_argument("--backend", help="stage backends as for `livesound live --backend` (default torch)")
+    ap.add_argument("--pin-threads", default="auto",
+                    help="off, auto or RENDER,LISTEN cores (default auto, as `livesound live`)")
+    ap.add_argument("--name", help="result file stem")
+    args = ap.parse_args()
+
+    result, intervals, latencies = measure_live(args.preset, args.backend, args.seconds, args.warmup, args.period,
+                                                args.pin_threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = args.name or f"live_{args.preset}_{(args.backend or 'torch').replace('=', '-').replace(',', '_')}_cpu"
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -6,9 +6,15 @@ image tensor out, any conversion a backend needs included), plus ``achieved_gflo
 multiply-adds, not what an implementation executes); the peak is measured in the same run with the same
 threads (``livesound.flops.measure_peak_gflops``). Achieved GFLOP/s use the median frame time.
 
-Backends: ``torch`` (eager, inference mode), ``onnxruntime`` (the cached, parity-checked ONNX graph of the
-live path, all graph optimisations) and ``torch-compile`` (``torch.compile``, inductor on the CPU; needs a
-C++ compiler and takes minutes to build, so it is never a default).
+Backends: ``torch`` (eager, inference mode, with the fast paths of ``livesound.fast_generator.FastPaths``),
+``torch-plain`` (eager, the plain reference path), ``onnxruntime`` (the cached, parity-checked ONNX graph of
+the live path, exported from the fast-path generator, all graph optimisations) and ``torch-compile``
+(``torch.compile`` of the fast-path generator, inductor on the CPU; needs a C++ compiler and takes minutes to
+build, so it is never a default).
+
+``sizes`` ("256:1,256:2": resolution:channel-multiplier) times seeded random generators of rosinality's
+channel table instead of a checkpoint: the report then holds one entry per size under ``sizes`` (the first
+size's entry is also the report's own top level, in the one-generator shape).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch
 
 from livesound.bench import _percentiles, machine_info
 
-GENERATOR_BACKENDS = ("torch", "onnxruntime", "torch-compile")
+GENERATOR_BACKENDS = ("torch", "torch-plain", "onnxruntime", "torch-compile")
 
 
 def _load(generator, preset: str):
@@ -34,7 +40,10 @@ def _load(generator, preset: str):
 
 
 def _make_backend(name: str, G, threads: int):
-    if name == "torch":
+    from livesound.fast_generator import FastPaths, apply_fast_paths
+
+    apply_fast_paths(G, FastPaths.plain() if name == "torch-plain" else FastPaths())
+    if name in ("torch", "torch-plain"):
         def run(ws):
             with torch.inference_mode():
                 return G.synthesis(ws, noise_mode="const")
@@ -45,12 +54,9 @@ def _make_backend(name: str, G, threads: int):
 
         return make_backend("synthesize", "onnxruntime", G, stage_specs(G), threads=threads)
     if name == "torch-compile":
-        compiled = torch.compile(lambda ws: G.synthesis(ws, noise_mode="const"))
+        from livesound.fast_generator import compile_synthesis
 
-        def run(ws):
-            with torch.inference_mode():
-                return compiled(ws)
-        return run
+        return compile_synthesis(G)
     raise ValueError(f"unknown generator backend {name!r}; choose from {', '.join(GENERATOR_BACKENDS)}")
 
 
@@ -70,7 +76,8 @@ def time_generator(run, ws: torch.Tensor, frames: int, warmup: int) -> dict:
 
 
 def run_generator_bench(generator=None, preset: str = "demo", backends=("torch", "onnxruntime"), frames: int = 10,
-                        warmup: int = 2, threads: int = 0, peak_seconds: float = 2.0, log=print) -> dict:
+                        warmup: int = 2, threads: int = 0, peak_seconds: float = 2.0, log=print,
+                        peak: dict | None = None) -> dict:
     """Time the generator (a checkpoint path, a Generator, or None: the preset's) on each backend.
 
     A backend that fails to build (``torch-compile`` without a working compiler, say) is reported under
@@ -88,7 +95,7 @@ def run_generator_bench(generator=None, preset: str = "demo", backends=("torch",
     flops = generator_flops(G.cfg)
     log(f"livesound bench: generator {G.resolution} px, channels {G.cfg.channels}, "
         f"{flops['gflop']:.2f} GFLOP a frame; measuring this machine's peak ({threads} threads)")
-    peak = measure_peak_gflops(threads, seconds=peak_seconds)
+    peak = peak or measure_peak_gflops(threads, seconds=peak_seconds)
     log(f"livesound bench: peak {peak['peak_gflops']:.1f} GFLOP/s (matmul {peak['matmul_gflops']:.1f}, "
         f"3x3 conv {peak['conv_gflops']:.1f})")
     torch.set_num_threads(threads)
@@ -125,6 +132,38 @@ def run_generator_bench(generator=None, preset: str = "demo", backends=("torch",
     return result
 
 
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """'256:1,256:2' -> [(256, 1), (256, 2)] (resolution, channel multiplier)."""
+    sizes = []
+    for part in text.split(","):
+        res, _, cm = part.strip().partition(":")
+        if not (res.isdigit() and cm.isdigit()):
+            raise ValueError(f"--sizes takes RESOLUTION:CHANNEL_MULTIPLIER pairs like 256:1,256:2; got {part!r}")
+        sizes.append((int(res), int(cm)))
+    return sizes
+
+
+def run_generator_sizes(sizes: list[tuple[int, int]], backends, frames: int = 10, warmup: int = 2,
+                        threads: int = 0, log=print, peak_seconds: float = 2.0) -> dict:
+    """``run_generator_bench`` on a seeded random generator of each (resolution, channel multiplier), against
+    one peak measured at the start of the run."""
+    import os
+
+    from livesound.flops import measure_peak_gflops
+    from livesound.models.stylegan2 import GeneratorConfig, build_generator
+
+    threads = threads or os.cpu_count() or 1
+    peak = measure_peak_gflops(threads, seconds=peak_seconds)
+    reports = []
+    for res, cm in sizes:
+        G = build_generator(GeneratorConfig(resolution=res, channel_multiplier=cm), seed=0)
+        r = run_generator_bench(G, backends=backends, frames=frames, warmup=warmup, threads=threads,
+                                peak=peak, log=log)
+        r["generator"] |= {"source": f"random seed 0, {res} px, channel multiplier {cm}", "channel_multiplier": cm}
+        reports.append(r)
+    return reports[0] | {"sizes": reports}
+
+
 def plot_generator(result: dict, path: Path) -> None:
     """Frame time per backend (p50, whisker to p99) and the fraction of peak each reaches."""
     import matplotlib
@@ -132,19 +171,22 @@ def plot_generator(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(result["backends"])
-    rs = [result["backends"][n] for n in names]
-    p50 = np.array([r["stages"]["generator"]["p50_ms"] for r in rs])
-    p99 = np.array([r["stages"]["generator"]["p99_ms"] for r in rs])
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.bar(names, p50, yerr=[np.zeros_like(p50), p99 - p50], capsize=4)
-    g = result["generator"]
-    a.set(ylabel="ms a frame (p50, whisker to p99)",
-          title=f"{g['resolution']} px generator, {g['gflop_per_frame']:.1f} GFLOP a frame")
-    b.bar(names, [100 * r["fraction_of_peak"] for r in rs])
-    m = result["machine"]
-    b.set(ylabel="% of measured fp32 peak", ylim=(0, 100),
-          title=f"peak {m['peak_gflops']:.0f} GFLOP/s, {m['threads']} threads")
+    sizes = result.get("sizes", [result])
+    fig, axes = plt.subplots(len(sizes), 2, figsize=(10, 3.8 * len(sizes)), squeeze=False)
+    for (a, b), r in zip(axes, sizes):
+        names = list(r["backends"])
+        rs = [r["backends"][n] for n in names]
+        p50 = np.array([x["stages"]["generator"]["p50_ms"] for x in rs])
+        p99 = np.array([x["stages"]["generator"]["p99_ms"] for x in rs])
+        a.bar(names, p50, yerr=[np.zeros_like(p50), p99 - p50], capsize=4)
+        g = r["generator"]
+        cm = f", cm {g['channel_multiplier']}" if "channel_multiplier" in g else ""
+        a.set(ylabel="ms a frame (p50, whisker to p99)",
+              title=f"{g['resolution']} px generator{cm}, {g['gflop_per_frame']:.1f} GFLOP a frame")
+        b.bar(names, [100 * x["fraction_of_peak"] for x in rs])
+        m = r["machine"]
+        b.set(ylabel="% of measured fp32 peak", ylim=(0, 100),
+              title=f"peak {m['peak_gflops']:.0f} GFLOP/s, {m['threads']} threads")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -9,15 +9,6 @@ from pathlib import Path
 
 from livesound import __version__
 
-# Subcommands whose issue has not landed yet: they say so in one line and exit non-zero.
-PLANNED = {
-    "train-encoder": ("train the audio encoder contrastively into CLIP space",
-                      "livesound train-encoder --data esc50/ --out encoder.safetensors"),
-    "train-mapper": ("train the conditional latent mapper",
-                     "livesound train-mapper --preset demo --out mapper.safetensors"),
-}
-PLANNED_EVALS = {("eval", "zero-shot"), ("eval", "linear-probe")}
-
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
@@ -82,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
     lv.add_argument("--backend", help="onnxruntime or tensorrt for every accelerated stage, or per stage: "
                                       "encode=onnxruntime,map=torch,synthesize=onnxruntime (default torch)")
+    lv.add_argument("--pin-threads", default="auto", metavar="off|auto|R,L",
+                    help="pin the renderer and listener threads to a core each (auto: the first two cores this "
+                         "process may use; or RENDER,LISTEN core numbers; default auto)")
 
     ex = _sub(subs, "export", "export network stages to ONNX (with parity checks) or build TensorRT engines",
               "livesound export onnx --generator stylegan2-ffhq-config-f.pt --out engines/\n  "
@@ -104,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
               "livesound bench --preset demo --backends torch,onnxruntime --frames 40 --json out.json\n  "
               "livesound bench --generator G.pt --stages generator --backends torch,onnxruntime --frames 10 "
               "--json out.json\n  "
+              "livesound bench --stages generator --sizes 256:1,256:2 --backends torch,onnxruntime --frames 10\n  "
               "livesound bench latency --preset demo --json lat.json")
     bn.add_argument("what", nargs="?", choices=["stages", "latency"], default="stages",
                     help="stages: time each stage of a frame; latency: sound onset to frame ready, live")
@@ -111,9 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--stages", choices=["all", "generator"], default="all",
                     help="generator: the generator alone, as a fraction of this machine's measured fp32 peak")
     bn.add_argument("--generator", metavar="CKPT", help="--stages generator: this checkpoint, not the preset's")
+    bn.add_argument("--sizes", metavar="R:CM,...", help="--stages generator: seeded random generators of these "
+                                                         "resolution:channel-multiplier pairs, e.g. 256:1,256:2")
     bn.add_argument("--backends", default="torch,onnxruntime",
-                    help="comma-separated: torch, onnxruntime, tensorrt (--stages generator: torch, onnxruntime, "
-                         "torch-compile)")
+                    help="comma-separated: torch, onnxruntime, tensorrt (--stages generator: torch, torch-plain, "
+                         "onnxruntime, torch-compile)")
     bn.add_argument("--frames", type=int, default=200, help="timed frames per backend")
     bn.add_argument("--warmup", type=int, default=10, help="untimed frames first")
     bn.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
@@ -157,32 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     pr = _sub(subs, "presets", "list the named presets", "livesound presets")
     pr.add_argument("--json", action="store_true", help="print the presets as JSON")
 
-    from livesound import cli_offline
+    from livesound import cli_offline, cli_train
 
     cli_offline.add_parsers(subs, _Formatter, _sub)
-    ev = _sub(subs, "eval", "evaluations: the paper's latent agreement (Table 2); zero-shot and linear probe "
-                            "(ESC-50 / UrbanSound8K) come with the training issue", cli_offline.LATENT_AGREEMENT_EXAMPLE)
+    cli_train.add_parsers(subs, _sub)
+    ev = _sub(subs, "eval", "evaluations: the paper's latent agreement (Table 2), zero-shot and linear-probe "
+                            "classification (ESC-50 / UrbanSound8K), the mapper against optimisation",
+              cli_offline.LATENT_AGREEMENT_EXAMPLE + "\n  " + cli_train.ZERO_SHOT_EXAMPLE)
     evs = ev.add_subparsers(dest="eval_what", metavar="evaluation")
     cli_offline.add_eval_latent_agreement(
         _sub(evs, "latent-agreement", "cosine between sound-guided and text-guided latent offsets, per label",
              cli_offline.LATENT_AGREEMENT_EXAMPLE))
-    for name in ("zero-shot", "linear-probe"):
-        sp = _sub(evs, name, f"{name} classification on ESC-50 / UrbanSound8K (not built yet)",
-                  f"livesound eval {name} --data esc50/")
-
-    for name, (help_text, example) in PLANNED.items():
-        sp = _sub(subs, name, f"{help_text} (not built yet)", example)
-        sp.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    cli_train.add_eval_parsers(evs, _sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and not {"-h", "--help"} & set(argv):
-        planned = argv[0] if argv[0] in PLANNED else " ".join(argv[:2]) if tuple(argv[:2]) in PLANNED_EVALS else None
-        if planned:
-            print(f"livesound {planned}: not built yet", file=sys.stderr)
-            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_devices:
@@ -196,11 +184,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "eval" and args.eval_what is None:
         parser.parse_args(["eval", "--help"])
-    from livesound import cli_offline
+    from livesound import cli_offline, cli_train
 
     commands = {"generate": cmd_generate, "live": cmd_live, "embed": cmd_embed, "export": cmd_export,
                 "bench": cmd_bench, "optimize": cli_offline.cmd_optimize, "interpolate": cli_offline.cmd_interpolate,
-                "eval": cli_offline.cmd_latent_agreement, "convert": cmd_convert, "presets": cmd_presets}
+                "eval": lambda a: cli_train.EVALS.get(a.eval_what, cli_offline.cmd_latent_agreement)(a),
+                "convert": cmd_convert, "presets": cmd_presets, **cli_train.COMMANDS}
     try:
         return commands[args.command](args)
     except (AudioError, CheckpointError, PresetError, ValueError, OSError) as e:
@@ -263,7 +252,7 @@ def cmd_live(args) -> int:
                        encoder=args.encoder, mapper=args.mapper, clip=args.clip,
                        labels=[x.strip() for x in (args.labels or "").split(",") if x.strip()],
                        strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
-                       backend=args.backend)
+                       backend=args.backend, pin_threads=args.pin_threads)
     if args.frames < 1:
         raise ValueError("--frames must be at least 1")
     headless = args.headless
@@ -286,7 +275,7 @@ def cmd_live(args) -> int:
         from livesound.app.window import run_window
         from livesound.live.engine import LiveEngine
 
-        engine = LiveEngine(stages, source or open_source(opts))
+        engine = LiveEngine(stages, source or open_source(opts), pin_threads=opts.pin_threads)
         code = run_window(engine, title=f"livesound - {args.preset}", fullscreen=args.fullscreen,
                           record_path=args.record)
         stats = engine.stats()
@@ -357,10 +346,16 @@ def cmd_bench(args) -> int:
         result = run_latency_bench(args.preset, args.seconds, args.path, args.blocksize, args.latency,
                                    backend=args.backend, log=log)
     elif args.stages == "generator":
-        from livesound.bench_generator import plot_generator as plot, run_generator_bench
+        from livesound.bench_generator import parse_sizes, plot_generator as plot, run_generator_bench, \
+            run_generator_sizes
 
-        result = run_generator_bench(args.generator, args.preset, backends, args.frames, args.warmup, threads,
-                                     log=log)
+        if args.sizes and args.generator:
+            raise ValueError("give --generator or --sizes, not both")
+        if args.sizes:
+            result = run_generator_sizes(parse_sizes(args.sizes), backends, args.frames, args.warmup, threads, log)
+        else:
+            result = run_generator_bench(args.generator, args.preset, backends, args.frames, args.warmup, threads,
+                                         log=log)
     else:
         if args.generator:
             raise ValueError("--generator needs --stages generator (a whole frame runs the preset's networks)")
@@ -372,8 +367,9 @@ def cmd_bench(args) -> int:
     png = Path(args.plot) if args.plot else out.with_suffix(".png")
     plot(result, png)
     result = {k: v for k, v in result.items() if not k.startswith("_")}
-    for r in result.get("backends", {}).values():
-        r.pop("_total_ms", None)
+    for size in [result, *result.get("sizes", [])]:
+        for r in size.get("backends", {}).values():
+            r.pop("_total_ms", None)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"livesound bench: wrote {out} and {png}")
     return 0

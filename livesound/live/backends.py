@@ -85,7 +85,9 @@ def cached_onnx(stage: str, spec_name: str, module: torch.nn.Module, specs) -> P
     from exporters.onnx_stages import export_graph
 
     spec = next(s for s in specs if s.name == spec_name)
-    folder = engines_dir() / f"{spec_name}-{fingerprint(module)}"
+    fast = getattr(getattr(module, "synthesis", None), "fast_paths", None)  # a fast path changes the graph
+    extra = str(sorted(fast.items())) if fast and any(v not in (False, "shared") for v in fast.values()) else ""
+    folder = engines_dir() / f"{spec_name}-{fingerprint(module, extra)}"
     path = folder / f"{spec_name}.onnx"
     if not path.is_file():  # export into a private folder, then rename: a kill never leaves half a graph
         print(f"livesound: exporting the {stage} stage to ONNX once (cached in {engines_dir()})",

@@ -25,6 +25,12 @@ class LiveOptions:
     backend: str | None = None       # "torch", "onnxruntime" or per stage "encode=onnxruntime,synthesize=torch";
                                      # None: the preset's live.backend (torch if it names none)
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
+    pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
+
+    def __post_init__(self) -> None:  # told before minutes of building networks, not after
+        from livesound.live.affinity import parse_pin, plan
+
+        plan(parse_pin(self.pin_threads))
 
 
 def mapper_from_preset(preset, G, clip_dim: int, path: str | Path | None = None):
@@ -54,7 +60,9 @@ def build_stages(opts: LiveOptions) -> Stages:
 
     preset = load_preset(opts.preset)
     live = preset.extra.get("live", {})
-    G = generator_from_preset(preset, opts.generator)
+    from livesound.fast_generator import apply_fast_paths
+
+    G = apply_fast_paths(generator_from_preset(preset, opts.generator))  # the measured CPU winners, parity-tested
     encoder = encoder_from_preset(preset, opts.encoder).eval()
     mapper = mapper_from_preset(preset, G, encoder.embed_dim, opts.mapper)
     clip = clip_from_preset(preset, opts.clip)

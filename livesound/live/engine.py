@@ -12,7 +12,8 @@ Threading contract
 - Caller / GUI thread: reads `latest_frame()` and sets controls (strength, seed, pause, text). Controls are
   plain attribute writes that the renderer reads once per frame.
 The two workers each run torch with one intra-op thread, so on a 2-core machine each owns a core instead of
-both fighting over two. A stage that raises, returns NaN/inf or comes back too late drops that frame and is
+both fighting over two; with `pin_threads` each worker pins itself to its core at its start
+(`livesound.live.affinity`). A stage that raises, returns NaN/inf or comes back too late drops that frame and is
 counted in `faults` (see `faults.py`): the last good frame stays on screen and the loop goes on. Any other
 `Exception` in a worker is logged, counted as a fault of stage "loop", and the worker restarts; only a
 `BaseException` (KeyboardInterrupt, SystemExit) is stored in `error` and stops the engine. Nothing is
@@ -258,8 +259,11 @@ def run_fixed_step(stages: Stages, audio: np.ndarray, frames: int, hop_samples: 
 class LiveEngine:
     """Live source + stages on two worker threads (see the module's threading contract)."""
 
-    def __init__(self, stages: Stages, source, torch_threads: int | None = 1):
+    def __init__(self, stages: Stages, source, torch_threads: int | None = 1, pin_threads: str = "off"):
+        from livesound.live.affinity import parse_pin, plan
+
         self.stages, self.source = stages, source
+        self._cores = plan(parse_pin(pin_threads))  # {"renderer": core, "listener": core}, or {} unpinned
         self.times = StageTimes()
         self._frame_slot, self._emb_slot = LatestSlot(), LatestSlot()
         self._stop = threading.Event()
@@ -327,6 +331,16 @@ class LiveEngine:
         self.source.stop()
 
     def _guard(self, loop: Callable[[], None]) -> None:
+        from livesound.live.affinity import pin_current_thread
+
+        worker = threading.current_thread().name.removeprefix("livesound-")
+        try:
+            pin_current_thread(self._cores.get(worker), worker)
+        except BaseException as e:  # noqa: BLE001 - reported, never swallowed
+            self.error = e
+            log.exception("livesound: %s failed: %s", threading.current_thread().name, e)
+            self._stop.set()
+            return
         while not self._stop.is_set():
             try:
                 loop()

@@ -35,7 +35,7 @@ def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_
                 stats = _fixed_step(stages, opts, frames, out, hop_fps, recorder, stop)
             else:
                 stats = _live(stages, source if source is not None else open_source(opts), frames, out, hop_fps,
-                              recorder, stop)
+                              recorder, stop, opts.pin_threads)
             stats["interrupted"] = stop.is_set()
     finally:
         if recorder is not None:
@@ -70,9 +70,9 @@ def _fixed_step(stages, opts, frames, out, hop_fps, recorder, stop) -> dict:
             "mode": "fixed-step", "hop_samples": hop}
 
 
-def _live(stages, source, frames, out, hop_fps, recorder, stop) -> dict:
+def _live(stages, source, frames, out, hop_fps, recorder, stop, pin_threads: str = "off") -> dict:
     paced = hasattr(source, "state")  # a real device: pace in real time (see the module docstring)
-    engine = LiveEngine(stages, source)
+    engine = LiveEngine(stages, source, pin_threads=pin_threads)
     engine.start()
     written, last, timeline = 0, -1, []
     next_t = time.perf_counter()

@@ -8,6 +8,17 @@ clamp; foreign checkpoints are renamed into this module's layout by ``livesound.
 Modulated convolutions are computed as "scale activations by the styles, convolve with the shared weight,
 multiply by the demodulation coefficients" (NVIDIA's ``fused_modconv=False``). It gives the same numbers
 as the per-sample grouped convolution, and keeps the batch size out of exported graphs.
+
+Fast paths (``SynthesisNetwork.set_fast_paths``), each with the plain path beside it and parity-tested; they
+are for inference (gradients reach the activations and styles, not the weights they precompute from):
+- ``fold_fir``: the 2x upsampling convolution (transposed 3x3 then the 4x4 FIR blur) as ONE 3x3 convolution at
+  the input resolution with 4x the output channels (the four sub-pixel phases of the combined 6x6 kernel),
+  then a pixel shuffle. One dense convolution, but 4x the multiply-adds of the transposed one: on CPUs it
+  loses to the cheap depthwise blur (``livesound.fast_generator`` has the figures), so it is off by default.
+- ``fused_act``: bias, const noise and the sqrt(2) gain folded into one precomputed per-layer tensor and the
+  demodulation scale, so the epilogue is one multiply-add and an in-place leaky ReLU (2 passes instead of 6).
+- ``channels_last``: NHWC activations and weights, oneDNN's native layout on the CPU.
+``modconv="grouped"`` is the reference implementations' per-sample grouped convolution, for comparison only.
 """
 
 from __future__ import annotations
@@ -206,24 +217,91 @@ class ModulatedConv(nn.Module):
             self.register_buffer("blur", _depthwise_fir(blur, out_ch, gain=4.0), persistent=False)
         self.weight_gain = 1.0 / math.sqrt(in_ch * 9)
         self.up, self.resolution, self.conv_clamp = up, resolution, conv_clamp
+        self.fold_fir, self.fused_act, self.modconv = False, False, "shared"
+        # Fast-path tensors derived from the weights, built by prepare_fast_paths(); buffers, so that .to()
+        # and .half() carry them along, but never saved.
+        self.register_buffer("_folded", None, persistent=False)
+        self.register_buffer("_bias_noise", None, persistent=False)
+        self.register_load_state_dict_post_hook(ModulatedConv._after_load)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    @staticmethod
+    def _after_load(module: "ModulatedConv", _incompatible) -> None:
+        module.prepare_fast_paths()
+
+    def prepare_fast_paths(self) -> None:
+        """(Re)build the tensors the fast paths use from the current weights; call after changing them
+        in place (loading a state dict does it by itself)."""
+        self._folded = self._bias_noise = None
+        with torch.no_grad():
+            fmt = torch.channels_last if self.weight.is_contiguous(memory_format=torch.channels_last) \
+                and not self.weight.is_contiguous() else torch.contiguous_format
+            if self.fold_fir and self.up:
+                self._folded = self.folded_weight().contiguous(memory_format=fmt)
+            if self.fused_act:  # [1, out, H, W]
+                self._bias_noise = (SQRT2 * (self.bias[None, :, None, None] + self.noise_const * self.noise_strength)
+                                    ).contiguous(memory_format=fmt)
+
+    def folded_weight(self) -> torch.Tensor:
+        """[out * 4, in, 3, 3]: conv_transpose(stride 2) + FIR as one 3x3 convolution per sub-pixel phase.
+
+        The combined kernel is the full 2-D convolution of the 3x3 weight with the (gain 4) FIR, 6x6; output
+        pixel (2m + py, 2n + px) takes the taps ``g[py::2, px::2]`` flipped, over the input's 3x3
+        neighbourhood of (m, n). Channels are in ``pixel_shuffle``'s order: out * 4 + py * 2 + px.
+        """
+        w = self.weight * self.weight_gain                                        # [out, in, 3, 3]
+        o, i = w.shape[:2]
+        fir = self.blur[0, 0].flip([0, 1])                                        # [4, 4], as given
+        g = w.new_zeros(o, i, 6, 6)
+        for a in range(3):  # full convolution, tap by tap: 9 whole-tensor ops, not o * i tiny convolutions
+            for b in range(3):
+                g[:, :, a:a + 4, b:b + 4] += w[:, :, a, b, None, None] * fir
+        phases = [g[:, :, py::2, px::2].flip([2, 3]) for py in (0, 1) for px in (0, 1)]
+        return torch.stack(phases, 1).reshape(o * 4, i, 3, 3)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None,
+                const_noise: bool = False) -> torch.Tensor:
+        """``const_noise``: ``noise`` is this layer's ``noise_const`` (the fused epilogue has it baked in)."""
         styles = self.affine(w)                                   # [N, in]
         weight = self.weight * self.weight_gain                   # [out, in, 3, 3]
         dcoefs = (styles.square() @ weight.square().sum([2, 3]).t() + 1e-8).rsqrt()  # [N, out]
-        x = x * styles[:, :, None, None]
-        if self.up:
-            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-            x = _fir2d(x, self.blur, (1, 1))
+        if self.modconv == "grouped":
+            x = self._grouped_conv(x, styles, weight, dcoefs)
         else:
-            x = F.conv2d(x, weight, padding=1)
-        x = x * dcoefs[:, :, None, None]
-        if noise is not None:
-            x = x + noise * self.noise_strength
-        x = F.leaky_relu(x + self.bias[None, :, None, None], 0.2) * SQRT2
+            x = x * styles[:, :, None, None]
+            if self.up and self._folded is not None:
+                x = F.pixel_shuffle(F.conv2d(x, self._folded, padding=1), 2)
+            elif self.up:
+                x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+                x = _fir2d(x, self.blur, (1, 1))
+            else:
+                x = F.conv2d(x, weight, padding=1)
+        if self._bias_noise is not None and const_noise and self.modconv != "grouped":
+            # leaky_relu(y) * sqrt2 == leaky_relu(y * sqrt2): the gain rides on the demodulation scale
+            x = torch.addcmul(self._bias_noise, x, (dcoefs * SQRT2)[:, :, None, None])
+            x = F.leaky_relu_(x, 0.2) if not x.requires_grad else F.leaky_relu(x, 0.2)
+        else:
+            if self.modconv != "grouped":
+                x = x * dcoefs[:, :, None, None]
+            if noise is not None:
+                x = x + noise * self.noise_strength
+            x = F.leaky_relu(x + self.bias[None, :, None, None], 0.2) * SQRT2
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp, self.conv_clamp)
         return x
+
+    def _grouped_conv(self, x: torch.Tensor, styles: torch.Tensor, weight: torch.Tensor,
+                      dcoefs: torch.Tensor) -> torch.Tensor:
+        """The reference form: per-sample modulated, demodulated weights as one grouped convolution."""
+        n, cin, h, wd = x.shape
+        wt = weight[None] * styles[:, None, :, None, None] * dcoefs[:, :, None, None, None]  # [N, out, in, 3, 3]
+        x = x.reshape(1, n * cin, h, wd)
+        if self.up:
+            wt = wt.transpose(1, 2).reshape(n * cin, -1, 3, 3)
+            x = F.conv_transpose2d(x, wt, stride=2, groups=n)
+            x = x.reshape(n, -1, *x.shape[2:])
+            return _fir2d(x, self.blur, (1, 1))
+        x = F.conv2d(x, wt.reshape(-1, cin, 3, 3), padding=1, groups=n)
+        return x.reshape(n, -1, h, wd)
 
 
 class ToRGB(nn.Module):
@@ -264,6 +342,25 @@ class SynthesisNetwork(nn.Module):
             torgbs.append(ToRGB(ch[b], cfg.img_channels, cfg.w_dim, cfg.conv_clamp))
         self.layers = nn.ModuleList(layers)
         self.torgbs = nn.ModuleList(torgbs)
+        self.channels_last = False
+
+    def set_fast_paths(self, fold_fir: bool = False, fused_act: bool = False, channels_last: bool = False,
+                       modconv: str = "shared") -> "SynthesisNetwork":
+        """Switch the fast paths (module docstring) on or off; all off is the plain reference path."""
+        if modconv not in ("shared", "grouped"):
+            raise ValueError(f"modconv must be 'shared' or 'grouped', got {modconv!r}")
+        self.channels_last = channels_last
+        self.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        for layer in self.layers:
+            layer.fold_fir, layer.fused_act, layer.modconv = fold_fir, fused_act, modconv
+            layer.prepare_fast_paths()
+        return self
+
+    @property
+    def fast_paths(self) -> dict:
+        first = self.layers[0]
+        return {"fold_fir": first.fold_fir, "fused_act": first.fused_act, "channels_last": self.channels_last,
+                "modconv": first.modconv}
 
     def make_noise(self, batch: int, mode: NoiseMode, generator: torch.Generator | None = None
                    ) -> list[torch.Tensor | None]:
@@ -286,12 +383,15 @@ class SynthesisNetwork(nn.Module):
         ws = ws.to(self.const.dtype)
         noise = self.make_noise(ws.shape[0], noise_mode, generator)
         x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # [N, C, 4, 4]
-        x = self.layers[0](x, ws[:, 0], noise[0])
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        const = noise_mode == "const"
+        x = self.layers[0](x, ws[:, 0], noise[0], const)
         img = self.torgbs[0](x, ws[:, 1])
         for b in range(1, len(self.torgbs)):
             i = 2 * b - 1
-            x = self.layers[i](x, ws[:, i], noise[i])
-            x = self.layers[i + 1](x, ws[:, i + 1], noise[i + 1])
+            x = self.layers[i](x, ws[:, i], noise[i], const)
+            x = self.layers[i + 1](x, ws[:, i + 1], noise[i + 1], const)
             img = upsample2d(img, self.skip_up) + self.torgbs[b](x, ws[:, i + 2])
         return img
 

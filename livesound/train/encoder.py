@@ -1,0 +1,231 @@
+"""``livesound train-encoder``: the paper's contrastive training of the audio encoder into CLIP space.
+
+One step (DESIGN.md, the paper's soundclip training):
+
+1. Each clip's cached log-mel (``unit_db`` over the whole clip, [128, F]) is cut to 864 frames: a **random
+   crop** for clips longer than that (the paper's), zero-padded at the end for shorter ones. (Evaluation and
+   ``embed`` take the centre crop instead, so they are deterministic.)
+2. A SpecAugment-ed copy: one frequency mask of up to 15% of the 128 mel bands and one time mask of up to
+   30% of the 864 frames (the paper's two masks), masked values set to 0, the floor of the [0, 1] scale.
+3. Both go through the paper's resize + reshape (``to_encoder_input``) and the encoder; embeddings are
+   L2-normalised.
+4. Targets: the frozen CLIP text embedding of each clip's label (``_``/``-`` read as spaces) through the
+   prompt templates (the paper's bare ``{}`` by default), optionally EDA-style augmented; and, for clips whose
+   dataset gives a video frame, the frozen CLIP image embedding of that frame.
+5. Loss: logits ``a @ b.T * exp(0.07)`` (the paper's fixed scale, not 1/0.07) for audio-text, audio-augmented
+   audio (and audio-image over the clips with frames), each a symmetric cross-entropy with the diagonal as
+   targets; the loss is the mean of the cross-entropy terms, i.e. the paper's ``(4 terms) / 4`` without frames.
+
+Text augmentation: the paper used EDA (synonym replacement, random insertion, random swap, random deletion).
+Synonym replacement and insertion need a thesaurus (WordNet), which livesound does not ship; ``text_aug`` is
+the probability that a clip's label text is augmented this step by a random swap of two words or a random
+deletion of words (each with probability 0.1, keeping at least one). One-word labels stay as they are.
+
+Under ``torchrun`` each process computes the loss over its own share of the batch (``batch / processes``
+items), so the negatives of a contrastive term are the items of the same process.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from livesound.audio.features import PAPER_FRAMES, to_encoder_input
+from livesound.models.clip import PAPER_TEMPLATES
+from livesound.train.datasets import Dataset, SpecCache, label_text
+
+log = logging.getLogger("livesound")
+
+PAPER_SCALE = math.exp(0.07)
+
+
+@dataclass
+class EncoderTrainConfig:
+    templates: tuple[str, ...] = PAPER_TEMPLATES
+    text_aug: float = 0.0              # probability of an EDA-style augmented label per clip and step
+    spec_aug: bool = True
+    freq_mask: float = 0.15            # largest frequency mask, fraction of the mel bands
+    time_mask: float = 0.30            # largest time mask, fraction of the 864 frames
+    random_crop: bool = True           # False: the centre crop in training too
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.text_aug <= 1 or not 0 <= self.freq_mask <= 1 or not 0 <= self.time_mask <= 1:
+            raise ValueError("text_aug, freq_mask and time_mask must lie in [0, 1]")
+
+
+def contrastive(a: torch.Tensor, b: torch.Tensor, scale: float = PAPER_SCALE) -> torch.Tensor:
+    """Symmetric cross-entropy of unit embeddings a, b [N, D] whose i-th rows belong together: the sum of
+    the two directions (a->b and b->a), each a mean over the rows."""
+    logits = a @ b.T * scale                                    # [N, N]
+    target = torch.arange(a.shape[0], device=a.device)
+    return F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)
+
+
+def crop_or_pad(spec: torch.Tensor, gen: torch.Generator | None, frames: int = PAPER_FRAMES) -> torch.Tensor:
+    """[M, F] -> [M, frames]: a random crop (``gen``) or the centre one (None) of a longer clip; zero-padded
+    at the end when shorter."""
+    n = spec.shape[-1]
+    if n < frames:
+        return F.pad(spec, (0, frames - n))
+    start = int(torch.randint(0, n - frames + 1, (1,), generator=gen)) if gen is not None else (n - frames) // 2
+    return spec[..., start:start + frames]
+
+
+def spec_augment(x: torch.Tensor, gen: torch.Generator, freq_mask: float = 0.15,
+                 time_mask: float = 0.30) -> torch.Tensor:
+    """A copy of x [B, M, T] with one frequency and one time mask per item, of random width and place."""
+    x = x.clone()
+    B, M, T = x.shape
+    for i in range(B):
+        for axis, size, frac in ((1, M, freq_mask), (2, T, time_mask)):
+            width = int(torch.randint(0, int(frac * size) + 1, (1,), generator=gen))
+            start = int(torch.randint(0, size - width + 1, (1,), generator=gen))
+            if axis == 1:
+                x[i, start:start + width, :] = 0.0
+            else:
+                x[i, :, start:start + width] = 0.0
+    return x
+
+
+def eda(text: str, gen: torch.Generator, p_delete: float = 0.1) -> str:
+    """An EDA-style variant of ``text``: swap two random words, or drop each word with ``p_delete``."""
+    words = text.split()
+    if len(words) < 2:
+        return text
+    if int(torch.randint(0, 2, (1,), generator=gen)) == 0:
+        i, j = torch.randperm(len(words), generator=gen)[:2].tolist()
+        words[i], words[j] = words[j], words[i]
+        return " ".join(words)
+    keep = [w for w, r in zip(words, torch.rand(len(words), generator=gen).tolist()) if r >= p_delete]
+    return " ".join(keep) if keep else words[int(torch.randint(0, len(words), (1,), generator=gen))]
+
+
+class SpecItems(torch.utils.data.Dataset):
+    """Index -> (cached log-mel [128, F], index): what DataLoader workers compute; holds no network."""
+
+    def __init__(self, paths: Sequence[Path], cache: SpecCache):
+        self.paths, self.cache = list(paths), cache
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.cache.get(self.paths[i]), i
+
+
+class EncoderTask:
+    """The ``Task`` of ``livesound.train.loop`` for the audio encoder."""
+
+    kind = "encoder"
+
+    def __init__(self, dataset: Dataset, encoder: nn.Module, clip, cfg: EncoderTrainConfig, cache: SpecCache,
+                 device: torch.device, out: Path):
+        if encoder.embed_dim != clip.embed_dim:
+            raise ValueError(f"the encoder outputs {encoder.embed_dim}-d embeddings, CLIP's are {clip.embed_dim}-d")
+        self.dataset, self.model, self.clip, self.cfg = dataset, encoder.to(device), clip.to(device), cfg
+        self.device, self.out = device, Path(out)
+        self.items = SpecItems([c.path for c in dataset.clips], cache)
+        self.labels = [label_text(c.label) for c in dataset.clips]
+        self._text: dict[str, torch.Tensor] = {}
+        self._embed_texts(sorted(set(self.labels)))
+        self.frames = self._frame_embeddings()
+        self.loss_names = ("loss", "text") + (("augment",) if cfg.spec_aug else ()) + \
+            (("image",) if self.frames is not None else ())
+
+    def num_items(self) -> int:
+        return len(self.items)
+
+    def batch_items(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
+        return [self.items[i] for i in indices]
+
+    def loader(self, workers: int):
+        """``batches -> iterator of batches``, loading with ``workers`` DataLoader processes (0: here)."""
+        if workers == 0:
+            return None
+        return lambda batches: iter(torch.utils.data.DataLoader(self.items, batch_sampler=batches,
+                                                                num_workers=workers, collate_fn=list))
+
+    def losses(self, model: nn.Module, batch, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        specs, idx = [s for s, _ in batch], [i for _, i in batch]
+        x = torch.stack([crop_or_pad(s, gen if self.cfg.random_crop else None) for s in specs])  # [B, 128, 864]
+        if self.cfg.spec_aug:
+            x = torch.cat([x, spec_augment(x, gen, self.cfg.freq_mask, self.cfg.time_mask)])       # [2B, 128, 864]
+        e = F.normalize(model(to_encoder_input(x).to(self.device)).float(), dim=-1)
+        a, a_aug = e.chunk(2) if self.cfg.spec_aug else (e, None)                                # [B, D] each
+        text = self._texts([self._augmented(self.labels[i], gen) for i in idx])                  # [B, D]
+        terms = {"text": contrastive(a, text)}
+        if a_aug is not None:
+            terms["augment"] = contrastive(a, a_aug)
+        n_terms = 2 * len(terms)
+        if self.frames is not None:
+            has = [j for j, i in enumerate(idx) if self.frames[i] is not None]
+            if len(has) >= 2:
+                img = torch.stack([self.frames[idx[j]] for j in has]).to(self.device)
+                terms["image"] = contrastive(a[has], img)
+                n_terms += 2
+            else:
+                terms["image"] = a.new_zeros(())
+        loss = sum(terms.values()) / n_terms
+        return {"loss": loss, **{k: v / 2 for k, v in terms.items()}}
+
+    def save(self) -> None:
+        from livesound.models.audio_encoder import save_audio_encoder
+
+        save_audio_encoder(self.model, self.out)
+
+    # ------------------------------------------------------------------------------------------ targets
+
+    def _augmented(self, text: str, gen: torch.Generator) -> str:
+        if self.cfg.text_aug > 0 and float(torch.rand((), generator=gen)) < self.cfg.text_aug:
+            return eda(text, gen)
+        return text
+
+    def _embed_texts(self, texts: Sequence[str]) -> None:
+        # One text per call: an embedding must not depend on which texts shared its batch (float rounding),
+        # or a resumed run, which meets the augmented texts in another order, would drift from the original.
+        for t in dict.fromkeys(texts):
+            if t not in self._text:
+                self._text[t] = self.clip.encode_text([t], self.cfg.templates)[0]
+
+    def _texts(self, texts: Sequence[str]) -> torch.Tensor:
+        self._embed_texts(texts)
+        return torch.stack([self._text[t] for t in texts]).to(self.device)
+
+    def _frame_embeddings(self) -> list[torch.Tensor | None] | None:
+        """CLIP image embeddings of the clips' video frames (None where a clip has none), or None if no clip has."""
+        if all(c.frame is None for c in self.dataset.clips):
+            return None
+        from livesound.models.clip import resize_center_crop
+
+        out: list[torch.Tensor | None] = []
+        for c in self.dataset.clips:
+            if c.frame is None:
+                out.append(None)
+                continue
+            img = _read_image(c.frame).to(self.device)
+            with torch.no_grad():
+                img = resize_center_crop(img, self.clip.image_size)
+                out.append(self.clip.encode_image(img)[0].cpu())
+        return out
+
+
+def _read_image(path: Path) -> torch.Tensor:
+    """An image file as [1, 3, H, W] in [-1, 1] (CLIP's encode_image takes generator-style pixels)."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from livesound.train.datasets import DatasetError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.float32)
+    except (OSError, UnidentifiedImageError) as e:
+        raise DatasetError(f"{path}: not a readable image ({e})") from None
+    return torch.from_numpy(arr).permute(2, 0, 1)[None] / 127.5 - 1.0

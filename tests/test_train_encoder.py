@@ -1,0 +1,135 @@
+"""``livesound train-encoder`` on synthetic tone/noise classes: it learns, resumes exactly after a real kill,
+and runs under torchrun with two gloo processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from livesound.checkpoint import load_own
+from livesound.train.loop import read_log
+from synthetic_datasets import write_csv, write_folder
+
+# A tiny timm backbone without batch norm (so a few steps of training mean the same in eval mode) and the
+# demo preset's tiny random CLIP: the planted problem is learnable in seconds on a CPU.
+TINY = ["--preset", "demo", "--backbone", "test_convnext", "--device", "cpu", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def train(*args) -> int:
+    from livesound.cli import main
+
+    return main(["train-encoder", *TINY, *map(str, args)])
+
+
+def command(*args) -> list[str]:
+    return [sys.executable, "-m", "livesound", "train-encoder", *TINY, *map(str, args)]
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return load_own(path, "audio_encoder")[1]
+
+
+def test_training_lowers_the_loss_and_learns_the_planted_classes(tmp_path, one_thread):
+    from livesound.eval.linear_probe import linear_probe
+    from livesound.eval.zero_shot import embed_clips, zero_shot
+    from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder, load_audio_encoder
+    from livesound.models.clip import ClipModel
+    from livesound.train.datasets import SpecCache, assign_folds, label_text, load_dataset
+
+    data = write_folder(tmp_path / "data", per_class=6)
+    run_dir = tmp_path / "run"
+    assert train("--data", data, "--run-dir", run_dir, "--out", run_dir / "enc.safetensors", "--epochs", 7,
+                 "--batch", 9, "--optimizer", "adamw", "--lr", 2e-3, "--max-lr", 2e-3, "--workers", 0,
+                 "--checkpoint-every", 0) == 0
+    log = read_log(run_dir)
+    assert len(log) == 14 and [r["step"] for r in log] == list(range(1, 15))
+    assert np.mean([r["loss"] for r in log[-3:]]) < np.mean([r["loss"] for r in log[:3]]) - 0.05
+
+    ds = assign_folds(load_dataset(data), 2)
+    text = ClipModel.tiny(seed=20220614).encode_text([label_text(c) for c in ds.classes]).numpy()
+
+    def scores(enc):
+        emb = embed_clips(enc, [c.path for c in ds.clips], SpecCache(None))
+        return (zero_shot(emb, ds.targets(), text, ds.classes, [None] * len(ds.clips))["mean"],
+                linear_probe(emb, ds.targets(), ds.classes, [c.fold for c in ds.clips])["mean"])
+
+    untrained_zs, _ = scores(build_audio_encoder(AudioEncoderConfig(backbone="test_convnext"), seed=0))
+    zs, probe = scores(load_audio_encoder(run_dir / "enc.safetensors"))
+    assert untrained_zs <= 0.5 and zs >= 0.6, (untrained_zs, zs)  # chance is 1/3: training made the difference
+    assert probe >= 0.75, probe  # (random features already separate tones from noise; training keeps it so)
+
+
+def test_a_killed_run_resumes_to_the_same_weights_and_losses(tmp_path, one_thread):
+    """A real SIGKILL after the first mid-epoch checkpoint, then --resume: bit-identical to a run never killed."""
+    data = write_folder(tmp_path / "data", per_class=4)                     # 12 clips: 3 steps of 4 an epoch
+    common = ["--data", data, "--epochs", 2, "--batch", 4, "--lr", 0.01, "--max-lr", 0.05, "--cycle-steps", 3,
+              "--checkpoint-every", 2, "--text-aug", 0.5, "--cache", tmp_path / "cache"]
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    assert train(*common, "--run-dir", ref, "--out", ref / "enc.safetensors", "--workers", 0) == 0
+
+    proc = subprocess.Popen(command(*common, "--run-dir", cut, "--out", cut / "enc.safetensors", "--workers", 1),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not (cut / "checkpoint.safetensors").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (cut / "enc.safetensors").exists()                           # it never finished
+    position = load_own(cut / "checkpoint.safetensors", "train_state")[0]["position"]
+    assert 0 < position["step"] < 6 and position["step_in_epoch"] > 0      # killed mid-epoch
+
+    r = subprocess.run(command(*common, "--run-dir", cut, "--out", cut / "enc.safetensors", "--workers", 1,
+                               "--resume"), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    a, b = weights(ref / "enc.safetensors"), weights(cut / "enc.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert strip(read_log(cut)) == strip(read_log(ref)) and len(read_log(ref)) == 6
+
+
+def test_torchrun_two_gloo_processes_train_and_write_one_checkpoint(tmp_path):
+    data = write_csv(tmp_path / "data", per_class=4, frames=True)          # the CSV layout, 12 clips + frames
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "livesound", "train-encoder", *TINY, "--data", data.parent, "--csv", data, "--run-dir", run_dir,
+            "--out", run_dir / "enc.safetensors", "--epochs", 1, "--batch", 4, "--workers", 0,
+            "--checkpoint-every", 1]
+    r = subprocess.run(list(map(str, args)), cwd=REPO, capture_output=True, text=True, timeout=400, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.safetensors", "enc.safetensors", "log.csv",
+                                                         "spec_cache"]
+    meta = load_own(run_dir / "checkpoint.safetensors", "train_state")[0]
+    assert meta["identity"]["world"] == 2 and meta["position"]["step"] == 3   # 6 clips a process, 2 a step
+    log = read_log(run_dir)
+    assert len(log) == 3 and all(row["image"] > 0 for row in log)           # the audio-frame term was trained
+
+
+def test_bad_training_inputs_fail_with_one_line(tmp_path, capsys, one_thread):
+    data = write_folder(tmp_path / "data", per_class=1)
+    runs = [(["--data", tmp_path / "nowhere"], "nowhere: no such dataset folder"),
+            (["--data", data, "--folds", "1"], "no fold 1"),
+            (["--data", data, "--batch", 8, "--run-dir", tmp_path / "r"], "fewer than one batch of 8"),
+            (["--data", data, "--batch", 2, "--resume", "--run-dir", tmp_path / "r2"], "no checkpoint to resume from")]
+    for args, message in runs:
+        assert train(*args) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err  # refused before any network is built

@@ -1,0 +1,74 @@
+"""``livesound train-mapper``: the loss goes down, distillation reads real optimisation results, and the
+output is what the live path loads."""
+
+import numpy as np
+import pytest
+import torch
+
+from livesound.models.mapper import load_mapper
+from livesound.train.loop import read_log
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from livesound.presets import clip_from_preset, generator_from_preset, load_preset
+
+    preset = load_preset("demo")
+    return preset, generator_from_preset(preset), clip_from_preset(preset)
+
+
+def test_mapper_training_lowers_its_loss_and_loads_in_the_live_path(tmp_path, demo):
+    from livesound.live.build import mapper_from_preset
+    from livesound.models.mapper import MapperConfig, build_mapper
+    from livesound.optimize import OptimizeConfig, Target, TargetPart, optimize, source_latent, text_embedding
+    from livesound.optimize_io import write_target
+    from livesound.train import loop
+    from livesound.train.mapper import (MapperTask, MapperTrainConfig, distill_targets, fixed_loss,
+                                        mapper_optimizer, text_targets)
+
+    preset, G, clip = demo
+    # Two real optimisation results to distil (the files `livesound optimize` writes).
+    src = source_latent(G, seed=1, truncation=0.7)
+    cfg = OptimizeConfig(steps=2, noise_mode=preset.noise_mode)
+    targets = [Target(f"t{i}", [TargetPart("text", text_embedding(clip, p), label=p)])
+               for i, p in enumerate(["rain", "fire"])]
+    result = optimize(G, clip, src, targets, cfg, progress=False)
+    for b, t in enumerate(targets):
+        write_target(tmp_path / "opt" / t.name, result, b, t, src, cfg)
+    distill = distill_targets(tmp_path / "opt", G, clip, encoder=None)
+    assert distill.w_src.shape == (2, G.num_ws, G.w_dim)
+    assert torch.allclose(distill.w_src[0], src.ws[0]) and torch.equal(distill.w_opt[1], result.ws[1])
+
+    pool = text_targets(clip, ["rain", "fire", "a dog barking", "thunder"])
+    mapper = build_mapper(MapperConfig(num_ws=G.num_ws, w_dim=G.w_dim, clip_dim=clip.embed_dim), seed=0)
+    task = MapperTask(mapper, G, clip, pool, MapperTrainConfig(strength=0.5, samples_per_epoch=24),
+                      torch.device("cpu"), tmp_path / "mapper.safetensors", distill=distill)
+    before = fixed_loss(task)
+    opt = mapper_optimizer(task.model, 0.5)
+    loop.run(task, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0),
+             loop.LoopConfig(tmp_path / "run", epochs=1, batch=4, checkpoint_every=0, progress=False), loop.Dist())
+    after = fixed_loss(task)
+    assert after < before - 0.01, (before, after)
+    log = loop.read_log(tmp_path / "run")
+    assert len(log) == 6 and {"clip", "l2", "distill"} <= set(log[0])
+
+    live = mapper_from_preset(preset, G, clip.embed_dim, tmp_path / "mapper.safetensors")
+    w = src.ws
+    e = pool.embeddings[:1]
+    assert torch.equal(live.edit(w, e, 0.5), task.model.eval().edit(w, e, 0.5))
+
+
+def test_train_mapper_command_and_its_errors(tmp_path, capsys):
+    from livesound.cli import main
+
+    def run(*args) -> int:
+        return main(["train-mapper", "--preset", "demo", "--quiet", "--device", "cpu", *map(str, args)])
+
+    assert run("--run-dir", tmp_path / "run", "--out", tmp_path / "m.safetensors") == 1
+    assert "give targets: --prompts and/or --data" in capsys.readouterr().err
+    assert run("--prompts", "rain", "--distill", tmp_path, "--run-dir", tmp_path / "run") == 1
+    assert "no <target>/result.npy" in capsys.readouterr().err
+    assert run("--prompts", "rain,fire", "--epochs", 1, "--steps-per-epoch", 2, "--batch", 2,
+               "--run-dir", tmp_path / "run", "--out", tmp_path / "m.safetensors") == 0
+    assert load_mapper(tmp_path / "m.safetensors").num_ws == 12
+    assert np.isfinite([row["loss"] for row in read_log(tmp_path / "run")]).all()
