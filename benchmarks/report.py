@@ -154,7 +154,30 @@ def render() -> str:
         out += ["## Offline optimisation (`python benchmarks/bench_optimize.py`)", "",
                 f"{opt['step_p50_ms']:.0f} ms per step (p50) on the {opt['model']} preset, {opt['threads']} thread; "
                 f"a 300-step run measured {opt['run_300_measured_s']:.1f} s.", ""]
+    out += robustness_section()
     return "\n".join(out) + "\n"
+
+
+def robustness_section() -> list[str]:
+    """Soak (`bench_soak.py`) and hostile-file drills (`bench_fuzz.py`), when recorded."""
+    out = []
+    soak = _load("soak_demo_cpu.json")
+    if soak:
+        v = soak["verdict"]
+        out += ["## Soak (`python benchmarks/bench_soak.py`)", "",
+                f"{soak['frames']} frames of the live engine at {soak['fps']:.1f} fps ({soak['wall_s'] / 60:.0f} min, "
+                f"backends {soak['backends']}): RSS {v['rss_mb_after_warmup']:.0f} MB after warm-up, max "
+                f"{v['rss_mb_max']:.0f} MB (+{100 * v['memory_growth']:.2f} %); OS threads {v['threads']}, open fds "
+                f"{v['fds']}; frame time first / last decile {v['frame_ms_first_decile']:.2f} / "
+                f"{v['frame_ms_last_decile']:.2f} ms ({100 * v['frame_time_drift']:+.1f} %); faults {v['faults']}.",
+                "", "![soak](results/soak_demo_cpu.png)", ""]
+    fuzz = _load("fuzz_cpu.json")
+    if fuzz:
+        out += ["## Hostile files (`python benchmarks/bench_fuzz.py`)", "",
+                f"{fuzz['cases']} mutated files (seed {fuzz['seed']}): {fuzz['loaded']} loaded, {fuzz['clear_errors']} "
+                f"clear errors, {fuzz['other_failures']} other failures; slowest case {fuzz['max_case_s']:.2f} s, peak "
+                f"RSS growth {fuzz['max_rss_growth_mb']:.0f} MB; code ran: {'yes' if fuzz['code_ran'] else 'no'}.", ""]
+    return out
 
 
 def main() -> None:

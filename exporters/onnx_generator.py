@@ -7,6 +7,7 @@ Runtime right after export, and the export fails loudly above tolerance.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -34,14 +35,20 @@ def export_synthesis(G, path: str | Path, opset: int = 17, atol: float = 1e-3) -
     path.parent.mkdir(parents=True, exist_ok=True)
     module = _ConstNoiseSynthesis(G.synthesis).eval()
     example = torch.randn(2, G.num_ws, G.w_dim)
-    with torch.no_grad(), warnings.catch_warnings():
-        # Shape asserts read sizes as Python values while tracing; the batch axis stays dynamic regardless.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=opset, dynamo=False, do_constant_folding=True)
-    onnx.checker.check_model(str(path))
-    return check_parity(module, path, G.num_ws, G.w_dim, atol)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")  # renamed into place once checked
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # Shape asserts read sizes as Python values while tracing; the batch axis stays dynamic regardless.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(module, (example,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                              opset_version=opset, dynamo=False, do_constant_folding=True)
+        onnx.checker.check_model(str(tmp))
+        report = check_parity(module, tmp, G.num_ws, G.w_dim, atol)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return report
 
 
 def check_parity(module: nn.Module, path: Path, num_ws: int, w_dim: int, atol: float) -> dict:

@@ -20,6 +20,7 @@ underflows in half precision.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,16 +122,24 @@ def export_graph(spec: GraphSpec, out_dir: Path, fp16: bool = False, check: bool
         module = copy.deepcopy(module).half()
     example = tuple(make(2).to(dtype) for make in spec.inputs.values())
     axes = {name: {0: "batch"} for name in [*spec.inputs, *spec.outputs]}
-    with torch.no_grad(), warnings.catch_warnings():
-        # Shape asserts read sizes as Python values while tracing; the batch axis stays dynamic regardless.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, example, str(path), input_names=list(spec.inputs), output_names=spec.outputs,
-                          dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
-    onnx.checker.check_model(str(path))
-    report = {"path": str(path), "inputs": _io(spec.inputs, example), "outputs": spec.outputs,
-              "opset": OPSET, "precision": "fp16" if fp16 else "fp32"}
-    if check:
-        report |= parity(spec, path, fp16)
+    # Written under a temporary name and renamed only once checked: a kill or a failed check mid-export
+    # leaves the previous graph at ``path`` intact.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # Shape asserts read sizes as Python values while tracing; the batch axis stays dynamic regardless.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, example, str(tmp), input_names=list(spec.inputs),
+                              output_names=spec.outputs, dynamic_axes=axes, opset_version=OPSET, dynamo=False,
+                              do_constant_folding=True)
+        onnx.checker.check_model(str(tmp))
+        report = {"path": str(path), "inputs": _io(spec.inputs, example), "outputs": spec.outputs,
+                  "opset": OPSET, "precision": "fp16" if fp16 else "fp32"}
+        if check:
+            report |= parity(spec, tmp, fp16)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return report
 
 
@@ -171,5 +180,8 @@ def export_all(out_dir: Path, G=None, encoder=None, mapper=None, fp16: bool = Fa
             log(f"{Path(r['path']).name}: max abs error {r['max_abs_error']:.3g}, "
                 f"relative {r['max_rel_error']:.3g} (tolerance {r['tolerance']:.3g})")
             reports.append(r)
-    (Path(out_dir) / "export.json").write_text(json.dumps(reports, indent=2) + "\n")
+    from livesound.checkpoint import atomic_write
+
+    atomic_write(Path(out_dir) / "export.json",
+                 lambda tmp: tmp.write_text(json.dumps(reports, indent=2) + "\n"))
     return reports

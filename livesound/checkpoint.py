@@ -78,7 +78,7 @@ def load_own(path: Path | str, kind: str) -> tuple[dict, dict[str, torch.Tensor]
         raise CheckpointError(path, f"holds a {found}, not a {kind}")
     try:
         config = json.loads(meta["livesound_config"])
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: a hostile, deeply nested config
         raise CheckpointError(path, f"config in the header is not valid JSON ({e})") from None
     return config, state
 

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--hop-fps", type=float, default=30.0,
                     help="headless with a file: audio advances 1/hop-fps seconds per frame (reproducible)")
     lv.add_argument("--stats", metavar="JSON", help="write per-stage timing percentiles of the run")
-    lv.add_argument("--record", metavar="PATH", help="window: where R records (.mp4 or a PNG folder)")
+    lv.add_argument("--record", metavar="PATH", help="window: where R records (.mp4 or a PNG folder); "
+                                                     "headless: also record every frame into this video")
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
     rig = lv.add_argument_group("the rig (OSC, MIDI, video out, live presets; README: 'Playing with the rig')")
     rig.add_argument("--osc-in", metavar="HOST:PORT", help="take /livesound/... control messages here")
@@ -278,8 +279,9 @@ def cmd_live(args) -> int:
     stages = build_stages(opts)
     if headless:
         stats = run_headless(stages, opts, args.frames, Path(args.out), args.hop_fps, source=source,
-                             rig_opts=rig_opts)
-        print(f"livesound live: wrote {args.frames} frames to {args.out} ({stats['fps']:.1f} frames/s)")
+                             rig_opts=rig_opts, record=Path(args.record) if args.record else None)
+        print(f"livesound live: wrote {stats['frames']} frames to {args.out} ({stats['fps']:.1f} frames/s)"
+              + (" (interrupted)" if stats.get("interrupted") else ""))
     else:
         from livesound.app.window import run_window
         from livesound.live.engine import LiveEngine
@@ -295,8 +297,10 @@ def cmd_live(args) -> int:
         if code:
             return code
     if args.stats:
-        Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
-    return 0
+        from livesound.checkpoint import atomic_write
+
+        atomic_write(Path(args.stats), lambda tmp: tmp.write_text(json.dumps(stats, indent=2) + "\n"))
+    return 130 if stats.get("interrupted") else 0
 
 
 def cmd_export(args) -> int:

@@ -88,5 +88,7 @@ def grid(images: Sequence[np.ndarray], cols: int | None = None) -> np.ndarray:
 def save_png(img: np.ndarray, path: Path) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(path)
+    from livesound.checkpoint import atomic_write
+
+    image = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))  # a kill never leaves half an image

@@ -105,8 +105,12 @@ class _PngSink:
     def write(self, rgb: np.ndarray) -> None:
         from PIL import Image
 
-        # compress_level 1: PNG's default level costs several times the time for a few percent of size
-        Image.fromarray(rgb).save(self.path / f"frame_{self._n:06d}.png", compress_level=1)
+        # compress_level 1: PNG's default level costs several times the time for a few percent of size.
+        # Saved under a temporary name and renamed: a kill never leaves half a frame in the folder.
+        path = self.path / f"frame_{self._n:06d}.png"
+        tmp = path.with_name(f".{path.name}.tmp")
+        Image.fromarray(rgb).save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, path)
         self._n += 1
 
     def close(self) -> None:

@@ -145,5 +145,12 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def safe_load_pickle(f) -> Any:
-    """Unpickle a NVIDIA network pickle from a binary file object; raise on anything not allowed."""
-    return RestrictedUnpickler(f).load()
+    """Unpickle a NVIDIA network pickle from a binary file object; raise on anything not allowed.
+
+    The whole pickle is read (its size is the file's) and pre-scanned first: CPython allocates the length a
+    bytes opcode declares before reading it, so a 100 GB declaration must be refused before unpickling."""
+    from livesound.untrusted import prescan_pickle
+
+    data = f.read()
+    prescan_pickle(data)
+    return RestrictedUnpickler(io.BytesIO(data)).load()

@@ -139,6 +139,7 @@ class LiveWindow(QMainWindow):
     def _poll(self) -> None:
         try:
             self._check_engine_error()
+            self._report_source_state()
             frame = self.engine.latest_frame()
             if frame is None or frame.index == self._shown_index:
                 return
@@ -155,6 +156,18 @@ class LiveWindow(QMainWindow):
                 self._poll_failure = message
                 log.error("live window: showing a frame failed: %s", message, exc_info=e)
                 self.view.show_error(f"Window error: {message}")
+
+    def _report_source_state(self) -> None:
+        """One status-bar line when the audio device is lost and one when it is back (not every poll)."""
+        state = getattr(getattr(self.engine, "source", None), "state", "ok")
+        if state == getattr(self, "_source_state", "ok") or state == "reconnecting":
+            return
+        self._source_state = state
+        if state == "lost":
+            self.statusBar().showMessage("audio input lost: the picture plays on silence while livesound "
+                                         "reconnects")
+        elif state == "ok":
+            self.statusBar().showMessage("audio input is back", 8000)
 
     def _check_engine_error(self) -> None:
         err = getattr(self.engine, "error", None)
@@ -367,10 +380,24 @@ def overlay_info(engine, frame, stats: dict, recorder: Recorder | None) -> Overl
         lines.append(f"text     {engine.text}")
     if frame.labels:
         lines.append("sounds   " + ", ".join(f"{label} {score:.2f}" for label, score in frame.labels))
+    lines += fault_lines(engine)
     if recorder is not None:
         lines.append(f"rec      {recorder.path.name}  {recorder.frames_written} written"
                      f"  {recorder.frames_dropped} dropped")
     return OverlayInfo(lines, level=frame.level, onset=frame.onset)
+
+
+def fault_lines(engine) -> list[str]:
+    """What went wrong and is being survived: a lost audio device, dropped frames from stage faults."""
+    lines = []
+    state = getattr(getattr(engine, "source", None), "state", "ok")
+    if state not in ("ok", "stopped"):
+        lines.append(f"AUDIO    {state.upper()}: input device gone, playing on silence")
+    faults = getattr(engine, "faults", None)
+    line = faults.overlay_line() if faults is not None else None
+    if line:
+        lines.append(line)
+    return lines
 
 
 def run_window(engine, title: str = "livesound", fullscreen: bool = False, **window_kwargs) -> int:
@@ -404,10 +431,13 @@ def run_window(engine, title: str = "livesound", fullscreen: bool = False, **win
 
 
 def _close_on_sigint(window: LiveWindow):
-    """Make SIGINT close the window (via the event loop); returns a function restoring the old handler."""
+    """Make SIGINT and SIGTERM close the window (via the event loop); returns a function restoring the
+    old handlers."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         return lambda: None
-    previous = signal.getsignal(signal.SIGINT)
+    # SIGTERM too (a service manager, `kill`): closing the window finishes a recording as a playable file.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     # Deferred with singleShot: the handler may interrupt any Python code of this thread, even a paint.
-    signal.signal(signal.SIGINT, lambda signum, frame: QTimer.singleShot(0, window.close))
-    return lambda: signal.signal(signal.SIGINT, previous)
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: QTimer.singleShot(0, window.close))
+    return lambda: [signal.signal(sig, prev) for sig, prev in previous.items()]

@@ -9,6 +9,7 @@ can print it as is.
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ import soundfile as sf
 SAMPLE_RATE = 44100  # the paper's rate; its encoder's mel settings assume it
 # One STFT window (n_fft 2048 at 44.1 kHz): anything shorter gives no complete spectrogram frame.
 MIN_SAMPLES = 2048
+MIN_RATE, MAX_RATE = 1000, 768_000  # any real recording's rate lies between
+MAX_SAMPLES_PER_BYTE = 8192
 
 _NONFINITE = ("reject", "clean")
 
@@ -46,7 +49,25 @@ def check_readable(path: Path | str) -> None:
     _check_length(Path(path), frames, samplerate)
 
 
+def _check_declared_size(path: Path) -> None:
+    """Refuse a header declaring more samples than its bytes could hold, before decoding allocates them all.
+
+    No codec stores audio denser than MAX_SAMPLES_PER_BYTE (FLAC's all-silent blocks come near: a few bytes of
+    frame header per 4096-65535 samples); a damaged header (a flipped bit in FLAC's STREAMINFO) can declare hours.
+    """
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(path, f"not a readable audio file ({_one_line(e)})") from None
+    size = path.stat().st_size
+    if info.frames * info.channels > size * MAX_SAMPLES_PER_BYTE:
+        raise AudioError(path, f"the header declares {info.frames} frames x {info.channels} channels, more than "
+                               f"a {size}-byte file can hold (damaged header?)")
+
+
 def _check_length(path: Path, frames: int, file_sr: int) -> None:
+    if not MIN_RATE <= file_sr <= MAX_RATE:  # a damaged header's rate would make resampling explode or vanish
+        raise AudioError(path, f"unsupported sample rate {file_sr} Hz (expected {MIN_RATE}-{MAX_RATE} Hz)")
     if frames == 0:
         raise AudioError(path, "empty audio file (0 frames)")
     if frames * SAMPLE_RATE < MIN_SAMPLES * file_sr:  # judged in time, so the target rate does not matter
@@ -65,6 +86,7 @@ def load_audio(path: Path | str, sr: int = SAMPLE_RATE, *, nonfinite: str = "rej
         raise ValueError(f"nonfinite must be one of {_NONFINITE}, not {nonfinite!r}")
     path = Path(path)
     _check_exists(path)
+    _check_declared_size(path)
     try:
         data, file_sr = sf.read(str(path), always_2d=True, dtype="float32")  # [frames, channels]
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
@@ -106,9 +128,24 @@ def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     import torch
     import torchaudio.functional as AF
 
+    p, q = _resample_ratio(int(sr_to), int(sr_from))
     with torch.no_grad():
-        y = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), int(sr_from), int(sr_to), **KAISER_BEST)
+        y = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), q, p, **KAISER_BEST)
     return y.numpy().astype(np.float32, copy=False)
+
+
+MAX_PHASES = 1000
+
+
+def _resample_ratio(sr_to: int, sr_from: int) -> tuple[int, int]:
+    """(new, orig) in lowest terms for the polyphase resampler. Every common rate pair reduces to under a
+    thousand phases (48000 -> 44100 is 147/160) and stays exact; an odd rate (a damaged header's 11332 Hz) would
+    need 11025 phases and a kernel of half a gigabyte, so its ratio is approximated to within 1e-6."""
+    exact = ratio = Fraction(sr_to, sr_from)
+    limit = MAX_PHASES
+    while ratio.numerator > MAX_PHASES or ratio.denominator > MAX_PHASES:
+        ratio, limit = exact.limit_denominator(limit), limit // 2
+    return ratio.numerator, ratio.denominator
 
 
 def _check_exists(path: Path) -> None:

@@ -79,15 +79,19 @@ def build_stages(opts: LiveOptions) -> Stages:
 
 
 def open_source(opts: LiveOptions):
-    """The audio source: ``auto`` takes the microphone when one works, else the synthetic source."""
+    """The audio source: ``auto`` takes the microphone when one works, else the synthetic source.
+
+    The microphone is a ``ResilientMic``: it survives the device going away and reconnects by itself."""
     from livesound.audio.io import AudioError
-    from livesound.audio.sources import FileSource, MicSource, SynthSource
+    from livesound.audio.resilient import ResilientMic
+    from livesound.audio.sources import FileSource, SynthSource
 
     if opts.source == "synth":
         return SynthSource(opts.synth_kind)
     if opts.source in ("mic", "auto"):
         try:
-            return MicSource(opts.device, latency="low")  # a live instrument wants the short buffer
+            # A live instrument wants the short buffer; a stage wants the show to survive a pulled cable.
+            return ResilientMic(opts.device, latency="low")
         except AudioError as e:
             if opts.source == "mic":
                 hint = "" if "--source" in e.problem else " (or play a file: --source FILE.wav)"

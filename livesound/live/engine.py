@@ -15,8 +15,11 @@ Threading contract
   renderer thread and only drain a queue of control changes or hand a frame to a latest-wins slot.
 The two workers each run torch with one intra-op thread, so on a 2-core machine each owns a core instead of
 both fighting over two; with `pin_threads` each worker pins itself to its core at its start
-(`livesound.live.affinity`). An exception in a worker is stored in `error` and logged, and the engine stops; it is
-never swallowed. `stop()` sets one event and joins every thread within its timeout.
+(`livesound.live.affinity`). A stage that raises, returns NaN/inf or comes back too late drops that frame and is
+counted in `faults` (see `faults.py`): the last good frame stays on screen and the loop goes on. Any other
+`Exception` in a worker is logged, counted as a fault of stage "loop", and the worker restarts; only a
+`BaseException` (KeyboardInterrupt, SystemExit) is stored in `error` and stops the engine. Nothing is
+swallowed silently. `stop()` sets one event and joins every thread within its timeout.
 
 Headless fixed-step mode (`run_fixed_step`) uses no threads at all: each frame advances the audio by exactly
 `hop_samples` and runs every stage in order, so a file renders to the same frames on every run.
@@ -36,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from livesound.audio.features import PAPER_FRAMES, StreamLogMel, to_encoder_input
+from livesound.live.faults import FaultGuard, StageFault
 from livesound.live.hpss import StreamingHPSS
 from livesound.live.reactivity import Reactivity
 from livesound.live.smoothing import EmbeddingSmoother, OnsetEnvelope
@@ -144,6 +148,7 @@ class Stages:
         self.mapper_torch = TorchBackend(lambda ws, e, k: mapper.edit(ws, e, k))
         self.mapper = self.mapper_torch
         self.synthesis = TorchBackend(lambda ws: G.synthesis(ws, noise_mode=self.s.noise_mode))
+        self.torch_backends = {"encode": self.encoder, "map": self.mapper_torch, "synthesize": self.synthesis}
         self.backends = {"encode": "torch", "map": "torch", "synthesize": "torch"} | dict(backends or {})
         if any(b != "torch" for b in self.backends.values()):
             self._accelerate(G, encoder, mapper, backend_threads)
@@ -170,6 +175,12 @@ class Stages:
             if backend != "torch":
                 setattr(self, {"encode": "encoder", "map": "mapper", "synthesize": "synthesis"}[stage],
                         make_backend(stage, backend, modules[stage], specs, threads))
+
+    def use_torch(self, stage: str) -> None:
+        """Run ``stage`` on its torch module from now on (the fault guard's fallback for a failing engine)."""
+        setattr(self, {"encode": "encoder", "map": "mapper", "synthesize": "synthesis"}[stage],
+                self.torch_backends[stage])
+        self.backends[stage] = "torch"
 
     # -- controls -------------------------------------------------------------------------------------------
     def set_seed(self, seed: int) -> None:
@@ -233,9 +244,9 @@ class Stages:
         return [(self.s.labels[i], float(v)) for v, i in zip(top.values, top.indices)]
 
 
-def _timed(times: StageTimes, stage_ms: dict, name: str, fn, *args):
+def _timed(times: StageTimes, stage_ms: dict, name: str, fn, *args, guard: FaultGuard | None = None):
     t0 = time.perf_counter()
-    out = fn(*args)
+    out = fn(*args) if guard is None else guard.call(name, fn, *args)
     ms = (time.perf_counter() - t0) * 1e3
     stage_ms[name] = ms
     times.add(name, ms)
@@ -288,6 +299,7 @@ class LiveEngine:
         self._pending_seed: int | None = None
         self._pending_text: tuple[str | None] | None = None
         self.error: BaseException | None = None
+        self.faults = FaultGuard(stages)
         self.strength = stages.s.strength
         self.paused = False
         self.text: str | None = None
@@ -329,7 +341,8 @@ class LiveEngine:
 
     def stats(self) -> dict:
         return {"stages": self.times.summary(), "fps": self._fps, "frames": self.frames_rendered,
-                "overruns": self.source.ring.overruns, "dropped_samples": self.source.ring.dropped_samples}
+                "overruns": self.source.ring.overruns, "dropped_samples": self.source.ring.dropped_samples,
+                "faults": self.faults.summary(), "source_state": getattr(self.source, "state", "ok")}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -352,16 +365,27 @@ class LiveEngine:
         self.source.stop()
 
     def _guard(self, loop: Callable[[], None]) -> None:
-        try:
-            from livesound.live.affinity import pin_current_thread
+        from livesound.live.affinity import pin_current_thread
 
-            worker = threading.current_thread().name.removeprefix("livesound-")
+        worker = threading.current_thread().name.removeprefix("livesound-")
+        try:
             pin_current_thread(self._cores.get(worker), worker)
-            loop()
         except BaseException as e:  # noqa: BLE001 - reported, never swallowed
             self.error = e
             log.exception("livesound: %s failed: %s", threading.current_thread().name, e)
             self._stop.set()
+            return
+        while not self._stop.is_set():
+            try:
+                loop()
+            except Exception as e:  # noqa: BLE001 - counted and logged; the show goes on
+                self.faults.record(StageFault("loop", "exception", f"{type(e).__name__}: {e}"))
+                log.exception("livesound: %s failed and restarts: %s", threading.current_thread().name, e)
+                self._stop.wait(0.1)
+            except BaseException as e:  # noqa: BLE001 - reported, never swallowed
+                self.error = e
+                log.exception("livesound: %s stopped: %s", threading.current_thread().name, e)
+                self._stop.set()
 
     # -- workers --------------------------------------------------------------------------------------------
     def _listen(self) -> None:
@@ -374,8 +398,12 @@ class LiveEngine:
                 self._stop.wait(0.002)
                 continue
             stage_ms: dict[str, float] = {}
-            spec = _timed(self.times, stage_ms, "features", st.features, new)
-            e = _timed(self.times, stage_ms, "encode", st.encode, spec)
+            try:
+                spec = _timed(self.times, stage_ms, "features", st.features, new, guard=self.faults)
+                e = _timed(self.times, stage_ms, "encode", st.encode, spec, guard=self.faults)
+            except StageFault:  # counted; the renderer keeps the previous embedding
+                self._stop.wait(interval)
+                continue
             self._emb_slot.put((e, st.stream.samples_total, stage_ms))
             self._stop.wait(max(0.0, interval - (time.perf_counter() - t0)))
 
@@ -391,9 +419,9 @@ class LiveEngine:
         while not self._stop.is_set():
             if self.before_frame is not None:
                 self.before_frame()
-            if self._pending_seed is not None:
-                st.set_seed(self._pending_seed)
-                self._pending_seed = None
+            if self._pending_seed is not None:  # taken before applying: a failing seed is tried once
+                seed, self._pending_seed = self._pending_seed, None
+                st.set_seed(seed)
             if self._pending_text is not None:
                 (text,), self._pending_text = self._pending_text, None
                 st.set_text(text)
@@ -411,11 +439,17 @@ class LiveEngine:
             seen = newest
             level, onset, _ = st.envelope.update(block, dt)
             stage_ms = dict(emb_ms)
-            e_s = _timed(self.times, stage_ms, "smooth", st.smooth, e_last, dt, onset)
             k = st.react(st.envelope.boosted(self.strength), dt)
-            ws = _timed(self.times, stage_ms, "map", st.map, e_s, k)
-            img = _timed(self.times, stage_ms, "synthesize", st.synthesize, ws)
-            rgb = _timed(self.times, stage_ms, "to_rgb8", st.to_rgb8, img)
+            try:
+                e_s = _timed(self.times, stage_ms, "smooth", st.smooth, e_last, dt, onset, guard=self.faults)
+                ws = _timed(self.times, stage_ms, "map", st.map, e_s, k, guard=self.faults)
+                img = _timed(self.times, stage_ms, "synthesize", st.synthesize, ws, guard=self.faults)
+                rgb = _timed(self.times, stage_ms, "to_rgb8", st.to_rgb8, img, guard=self.faults)
+            except StageFault as fault:  # counted; the previous frame stays in the slot (on screen)
+                if fault.stage == "smooth":
+                    st.smoother.reset()  # a NaN in its state would poison every later frame
+                self._stop.wait(0.002)
+                continue
             fps_n += 1
             if now - fps_t >= 0.5:
                 self._fps, fps_t, fps_n = fps_n / (now - fps_t), now, 0

@@ -125,6 +125,9 @@ def load_audio_encoder(path: str | Path, config: AudioEncoderConfig | Mapping[st
         if cfg is None:
             raise CheckpointError(path, "cannot tell the backbone from the tensor names (not a plain timm "
                                         "ResNet); pass the encoder config (backbone, embed_dim)")
+    from livesound.untrusted import check_shapes_before_building
+
+    check_shapes_before_building(lambda: AudioEncoder(cfg), state, path)  # no huge model from a config
     try:
         enc = AudioEncoder(cfg)
     except ValueError as e:
@@ -150,6 +153,12 @@ def paper_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _torch_load_weights_only(path: Path) -> Any:
+    import zipfile
+
+    from livesound.untrusted import check_torch_zip
+
+    if zipfile.is_zipfile(path):
+        check_torch_zip(path)  # declared record sizes against the file's bytes, before torch reads any
     try:
         with warnings.catch_warnings():  # torch warns before refusing a TorchScript archive; we say why below
             warnings.simplefilter("ignore", UserWarning)

@@ -271,6 +271,9 @@ def load_mapper(path: str | Path, device: str | torch.device = "cpu") -> Mapper:
         cfg = MapperConfig.from_dict(config)
     except (TypeError, ValueError) as e:
         raise CheckpointError(path, f"bad mapper config ({e})") from None
+    from livesound.untrusted import check_shapes_before_building
+
+    check_shapes_before_building(lambda: Mapper(cfg), state, path)  # no huge model from a config
     with torch.random.fork_rng(devices=[]):  # the random init is overwritten; leave the caller's RNG alone
         mapper = Mapper(cfg)
     load_state_checked(mapper, state, source=path)

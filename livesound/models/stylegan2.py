@@ -455,9 +455,12 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", mapping
     """
     from livesound.models.stylegan2_formats import read_generator_checkpoint
 
-    cfg, state = read_generator_checkpoint(Path(path), mapping_lr_mul)
-    G = Generator(cfg)
     from livesound.checkpoint import load_state_checked
+    from livesound.untrusted import check_shapes_before_building
+
+    cfg, state = read_generator_checkpoint(Path(path), mapping_lr_mul)
+    check_shapes_before_building(lambda: Generator(cfg), state, Path(path))  # no huge model from a config
+    G = Generator(cfg)
 
     load_state_checked(G, state, source=Path(path))
     return G.eval().to(device)

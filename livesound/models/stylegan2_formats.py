@@ -51,7 +51,7 @@ def _read(path: Path, mapping_lr_mul: float | None) -> tuple[GeneratorConfig, di
             return _from_rosinality(path, _torch_load(path), mapping_lr_mul)
         if head[:1] == b"\x80":
             return _from_nvidia(path, _nvidia_load(path))
-    except (ValueError, IndexError, TypeError, AttributeError) as e:
+    except (ValueError, IndexError, TypeError, AttributeError, KeyError, RuntimeError) as e:
         raise CheckpointError(path, f"unusable generator layout ({type(e).__name__}: {e})") from None
     raise CheckpointError(path, "not a StyleGAN2 checkpoint (expected a rosinality .pt, an NVIDIA .pkl "
                                 "or a livesound .safetensors file)")
@@ -60,6 +60,10 @@ def _read(path: Path, mapping_lr_mul: float | None) -> tuple[GeneratorConfig, di
 def _torch_load(path: Path) -> dict:
     import argparse
 
+    from livesound.untrusted import check_torch_zip
+
+    if zipfile.is_zipfile(path):
+        check_torch_zip(path)  # declared record sizes against the file's bytes, before torch reads any
     # Rosinality's training checkpoints also pickle their argparse.Namespace: plain data, allowed.
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
@@ -68,8 +72,9 @@ def _torch_load(path: Path) -> dict:
         first = str(e).split("\n")[0]
         raise CheckpointError(path, f"refused: the file asks to run code or build objects that are not plain "
                                     f"data ({first}); nothing from it was executed") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
-        raise CheckpointError(path, f"truncated or corrupt torch file ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # noqa: BLE001 - torch's reader on damaged bytes raises anything (KeyError, Assertion...)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(path, f"truncated or corrupt torch file ({first})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(path, f"expected a dict with 'g_ema', found {type(obj).__name__}")
     return obj
@@ -88,9 +93,9 @@ def _nvidia_load(path: Path) -> dict:
                     "stylegan2-ada-pytorch legacy.py or rosinality's convert_weight.py) where TensorFlow runs.")
         raise CheckpointError(path, f"refused: it names {e.global_name}, which is not a data constructor; "
                                     f"nothing from it was executed.{hint}") from None
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, MemoryError) as e:
-        raise CheckpointError(path, f"truncated or corrupt pickle ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - damaged bytes reach torch's storage reader, which raises anything
+        first = (str(e).strip().splitlines() or [""])[0][:200]  # torch's own errors run to many lines
+        raise CheckpointError(path, f"truncated or corrupt pickle ({type(e).__name__}: {first})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(path, f"expected a dict with 'G_ema', found {type(obj).__name__}")
     return obj
@@ -122,7 +127,7 @@ def _from_rosinality(path: Path, ckpt: dict, mapping_lr_mul: float | None = None
     cfg = GeneratorConfig(resolution=4 * 2**n_up, z_dim=sd["style.1.weight"].shape[1], w_dim=w_dim,
                           mapping_layers=n_mlp, channels=channels,
                           mapping_lr_mul=float(lr_mul) if isinstance(lr_mul, (int, float)) else ROSINALITY_LR_MUL,
-                          img_channels=sd["to_rgb1.conv.weight"].shape[1], blur_kernel=taps)
+                          img_channels=_get(path, sd, "to_rgb1.conv.weight").shape[1], blur_kernel=taps)
 
     out: dict[str, torch.Tensor] = {}
     for i in range(n_mlp):

@@ -1,0 +1,285 @@
+"""A microphone that survives losing its device: silence while it is gone, reconnection when it is back.
+
+The stream runs in a capture child process (``livesound.audio.capture_child``) that writes raw samples into a
+pipe; this side copies them into the RingBuffer. When no samples come for ``stall_s`` (device unplugged, sound
+server stopped, the child hung inside PortAudio) or the child exits, the source:
+1. logs it once and sets ``state`` to "lost";
+2. feeds silence into the ring at the real-time rate, so the picture keeps going (on silence);
+3. kills the child (SIGKILL: a child hung in a driver cannot be asked nicely) and reaps it;
+4. starts a fresh child with exponential backoff (``backoff_s`` doubling to ``max_backoff_s``), state
+   "reconnecting", asking for the same device by name, which falls back to the default input when that name
+   is gone; when samples flow again, state is "ok" and one line says so.
+Each child is a fresh PortAudio, which enumerates the devices anew: nothing from a dead stream lingers here.
+
+Threading contract
+- One supervisor thread (``livesound-mic``) owns the child, its pipes and the ring's producer side. It blocks
+  only in ``select`` on the child's stdout, with a timeout of one block.
+- The caller's thread calls ``start``/``stop`` and reads ``state``, ``reconnects``, ``ring``. ``stop`` kills the
+  child and joins the thread within about a second.
+- What crosses threads: samples through the ring; ``state``, counters and ``error`` written only by the
+  supervisor (single attribute stores).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+from livesound.audio.io import SAMPLE_RATE, AudioError
+from livesound.audio.sources import RING_SECONDS, STOP_TIMEOUT_S, AudioSource, list_input_devices, \
+    resolve_input_device
+
+log = logging.getLogger("livesound")
+STATES = ("connecting", "ok", "lost", "reconnecting", "stopped")
+
+
+class ResilientMic(AudioSource):
+    """An input device captured in a child process, reconnected with backoff after a loss.
+
+    ``device`` is resolved here (index, part of a name, or None for the default) so a wrong name fails at once
+    with the list of devices; reconnections ask for that device's name again. ``command`` replaces the child's
+    argv (tests run a stand-in child that writes the same protocol).
+    """
+
+    def __init__(self, device: int | str | None = None, samplerate: int = SAMPLE_RATE, blocksize: int = 256,
+                 channels: int = 1, ring_seconds: float = RING_SECONDS, latency: str | float | None = "low",
+                 stall_s: float = 1.5, backoff_s: float = 0.25, max_backoff_s: float = 4.0,
+                 open_timeout_s: float = 10.0, command: list[str] | None = None):
+        if command is None:
+            dev = resolve_input_device(device, list_input_devices())
+            self.device_name = dev["name"]
+            command = [sys.executable, "-m", "livesound.audio.capture_child", "--device", self.device_name,
+                       "--samplerate", str(samplerate), "--blocksize", str(blocksize), "--channels", str(channels),
+                       "--latency", str(latency if latency is not None else "high")]
+        else:
+            self.device_name = str(device)
+        super().__init__(f"mic:{self.device_name}", samplerate, ring_seconds)
+        self.blocksize, self.stall_s = int(blocksize), float(stall_s)
+        self.backoff_s, self.max_backoff_s, self.open_timeout_s = backoff_s, max_backoff_s, open_timeout_s
+        self.command = command
+        self.state = "stopped"
+        self.opened_device: str | None = None  # what the running child opened (maybe the default input)
+        self.losses = 0
+        self.reconnects = 0
+        self.silence_samples = 0
+        self._proc: subprocess.Popen | None = None
+        self._pending = b""
+        self._got_samples = False
+        self._silence_from: float | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- caller's thread --------------------------------------------------------------------------------------
+    def start(self) -> "ResilientMic":
+        """Open the device (raises AudioError when the first child cannot), then supervise it."""
+        if self.running:
+            return self
+        self._stop = threading.Event()
+        self.state = "connecting"
+        problem = self._spawn(self.open_timeout_s)
+        if problem:
+            self.state = "stopped"
+            raise AudioError(f"input device {self.device_name!r}", problem)
+        self.state = "ok"
+        self._thread = threading.Thread(target=self._supervise, args=(self._stop,), name="livesound-mic",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_TIMEOUT_S)
+            self._thread = None
+        self._kill()
+        self.state = "stopped"
+
+    # -- supervisor thread ------------------------------------------------------------------------------------
+    def _supervise(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                self._pump(stop)                # returns when the stream is lost (or on stop)
+                if stop.is_set():
+                    return
+                self._recover(stop)
+        except BaseException as e:  # noqa: BLE001 - stored for the caller; a thread has nobody to raise to
+            self.error = e
+            log.exception("livesound: the microphone supervisor failed: %s", e)
+
+    def _pump(self, stop: threading.Event) -> None:
+        """Copy samples from the child into the ring until none came for ``stall_s`` or the child ended.
+
+        A fresh stream may take a second or two to deliver its first samples (the sound server starts it):
+        until then the grace is ``open_timeout_s``, and silence keeps the picture going."""
+        last = time.monotonic()
+        waiting = not self._got_samples
+        fd = self._proc.stdout.fileno()
+        while not stop.is_set():
+            ready, _, _ = select.select([fd], [], [], self.blocksize / self.samplerate)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:  # the child ended
+                    why = self._child_said() or "the capture process ended"
+                    return self._lost(why)
+                self._write(chunk)
+                last = time.monotonic()
+                waiting = waiting and not self._got_samples
+            elif waiting and time.monotonic() - last < self.open_timeout_s:
+                self._write_silence_until(last)
+            elif time.monotonic() - last > self.stall_s:
+                return self._lost(f"no audio for {self.stall_s:.1f} s")
+
+    def _lost(self, why: str) -> None:
+        self.losses += 1
+        self.state = "lost"
+        log.warning("livesound: input device %r lost (%s); the picture goes on with silence while livesound "
+                    "reconnects", self.opened_device or self.device_name, why)
+        self._kill()
+
+    def _recover(self, stop: threading.Event) -> None:
+        """Silence at the real-time rate, and a fresh child at each backoff step, until one delivers."""
+        t_lost = time.monotonic()
+        silence = np.zeros(self.blocksize, np.float32)
+        clock, written = time.monotonic(), 0
+        delay, next_try = self.backoff_s, time.monotonic() + self.backoff_s
+        while not stop.is_set():
+            due = clock + (written + self.blocksize) / self.samplerate
+            if stop.wait(max(0.0, due - time.monotonic())):
+                return
+            self.ring.write(silence)
+            written += self.blocksize
+            self.silence_samples += self.blocksize
+            if time.monotonic() < next_try:
+                continue
+            self.state = "reconnecting"
+            if self._spawn(timeout=0.0) is None:
+                # started: keep the silence going until its first samples arrive (or it fails)
+                if self._await_first_samples(stop, silence, clock, written):
+                    self.reconnects += 1
+                    self.state = "ok"
+                    log.warning("livesound: input device %r is back after %.1f s", self.opened_device,
+                                time.monotonic() - t_lost)
+                    return
+                written = int((time.monotonic() - clock) * self.samplerate) // self.blocksize * self.blocksize
+            delay = min(delay * 2, self.max_backoff_s)
+            next_try = time.monotonic() + delay
+            log.debug("livesound: reconnecting %r failed; next try in %.2f s", self.device_name, delay)
+
+    def _await_first_samples(self, stop, silence, clock, written) -> bool:
+        """Feed silence until the new child's header and samples arrive (True) or it fails/times out."""
+        deadline = time.monotonic() + self.open_timeout_s
+        fd = self._proc.stdout.fileno()
+        while not stop.is_set() and time.monotonic() < deadline:
+            if self._proc.poll() is not None and not select.select([fd], [], [], 0)[0]:
+                break
+            if select.select([fd], [], [], self.blocksize / self.samplerate)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                if self._read_header(chunk) and self._got_samples:
+                    return True
+                continue
+            due = clock + (written + self.blocksize) / self.samplerate
+            if time.monotonic() >= due:
+                self.ring.write(silence)
+                written += self.blocksize
+                self.silence_samples += self.blocksize
+        self._kill()
+        return False
+
+    # -- the child --------------------------------------------------------------------------------------------
+    def _spawn(self, timeout: float) -> str | None:
+        """Start a child; with ``timeout`` > 0 wait for its header. None when it runs, else the problem."""
+        self._kill()
+        self._pending, self.opened_device, self._got_samples = b"", None, False
+        self._silence_from: float | None = None
+        self._proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, close_fds=True)
+        if timeout <= 0:
+            return None
+        deadline = time.monotonic() + timeout
+        fd = self._proc.stdout.fileno()
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.05)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                if self._read_header(chunk):
+                    return None
+        problem = self._child_said() or f"the capture process gave no audio within {timeout:.0f} s"
+        self._kill()
+        return problem
+
+    def _read_header(self, chunk: bytes) -> bool:
+        """Collect the header line; True once it is complete (any samples after it go to the ring)."""
+        if self.opened_device is not None:
+            self._write(chunk)
+            return True
+        self._pending += chunk
+        line, sep, rest = self._pending.partition(b"\n")
+        if not sep:
+            return False
+        info = json.loads(line)
+        self.opened_device, self._pending = info["device"], b""
+        if info.get("note"):
+            log.warning("livesound: %s", info["note"])
+        if rest:
+            self._write(rest)
+        return True
+
+    def _write(self, chunk: bytes) -> None:
+        data = self._pending + chunk
+        n = len(data) // 4 * 4
+        self._pending = data[n:]
+        if n:
+            self.ring.write(np.frombuffer(data[:n], dtype="<f4"))
+            self._got_samples = True
+
+    def _write_silence_until(self, since: float) -> None:
+        """While a new stream has not delivered yet: silence at the real-time rate since ``since``."""
+        if self._silence_from is None:
+            self._silence_from, self._silence_done = since, 0
+        due = int((time.monotonic() - self._silence_from) * self.samplerate) - self._silence_done
+        if due >= self.blocksize:
+            n = due // self.blocksize * self.blocksize
+            self.ring.write(np.zeros(n, np.float32))
+            self._silence_done += n
+            self.silence_samples += n
+
+    def _child_said(self) -> str | None:
+        proc = self._proc
+        if proc is None:
+            return None
+        try:
+            proc.wait(timeout=1.0)
+            text = proc.stderr.read().decode(errors="replace").strip()
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            return None
+        lines = [x for x in text.splitlines() if x.strip()]
+        return lines[-1].removeprefix("capture: ") if lines else None
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:  # unkillable (stuck in the kernel): leave it to init, say so
+            log.error("livesound: the capture process %d did not exit after SIGKILL", proc.pid)
+        for f in (proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
