@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="latency: capture path (auto: a PulseAudio null sink where available, else a file "
                          "source paced in real time)")
     bn.add_argument("--blocksize", type=int, default=256, help="latency: capture block size, samples")
-    bn.add_argument("--latency", help="latency: capture device latency, low|high|SECONDS (default: PortAudio's)")
+    bn.add_argument("--latency", default="low",
+                    help="latency: capture device latency, low|high|SECONDS (default low, as `livesound live`)")
     bn.add_argument("--backend", help="latency: stage backends as for `livesound live --backend` "
                                       "(default: the preset's)")
 
