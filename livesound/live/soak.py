@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,8 @@ class Sample:
     faults: int
     cpu_ms: float = 0.0   # process CPU time per frame since the previous sample: steadier than wall time on
                           # a shared machine, where other processes' load moves the wall time
+    stage_ms: dict = field(default_factory=dict)  # median ms per stage over its latest calls: says which stage
+                                                  # moved when the frame time does
 
 
 def rss_mb() -> float:
@@ -58,6 +60,15 @@ def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
     except OSError:
         return -1
+
+
+def _recent_stage_ms(engine, keep: int) -> dict:
+    out = {}
+    for name, times in engine.times.ms.items():
+        recent = list(times.copy())[-keep:]  # deque.copy is atomic; the workers keep appending
+        if recent:
+            out[name] = round(float(np.median(recent)), 4)
+    return out
 
 
 def soak(engine, frames: int, sample_every: int = 500, progress=None, timeout_s: float | None = None
@@ -91,7 +102,7 @@ def soak(engine, frames: int, sample_every: int = 500, progress=None, timeout_s:
                 frames_since = max(1, n - last_n)
                 samples.append(Sample(n, now - t0, rss_mb(), os_threads(), threading.active_count(), open_fds(),
                                       (now - last_t) * 1e3 / frames_since, engine.faults.total,
-                                      (cpu - last_cpu) * 1e3 / frames_since))
+                                      (cpu - last_cpu) * 1e3 / frames_since, _recent_stage_ms(engine, 200)))
                 last_t, last_n, last_cpu, next_at = now, n, cpu, next_at + sample_every
                 if progress is not None:
                     progress(n)
