@@ -5,7 +5,7 @@
 
 Seeds are tiny valid files in every format livesound reads (rosinality .pt, NVIDIA .pkl, livesound safetensors
 generator and mapper, WAV 16/24-bit, FLAC, OGG), written by the test suite's format writers. Each case is one
-mutation (see ``livesound.fuzzing``). Recorded: cases, loaded, clear errors (CheckpointError / AudioError), other
+mutation (see ``livesound.bench.fuzzing``). Recorded: cases, loaded, clear errors (CheckpointError / AudioError), other
 failures (anything else: a finding), the slowest case, the growth of peak RSS, and whether any payload ran code.
 """
 
@@ -25,7 +25,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the format writers live there
 
 from fuzz_seeds import make_seeds  # noqa: E402
-from livesound.fuzzing import run  # noqa: E402
+from livesound.bench.fuzzing import run  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from livesound.models.stylegan2 import GeneratorConfig, build_generator
-from livesound.presets import generator_from_preset, load_preset
+from livesound.models.presets import generator_from_preset, load_preset
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -5,8 +5,8 @@
 
 One seeded random generator per channel multiplier (rosinality's channel table), one w+ (seed 0, psi 0.7),
 const noise, batch 1, fp32. Every variant runs the same frames after a warm-up; the work per frame is the
-network's own (``livesound.flops.generator_flops``) and the peak is measured in this run with the same threads
-(``livesound.flops.measure_peak_gflops``). Parity is the max abs difference from the plain path's image.
+network's own (``livesound.bench.flops.generator_flops``) and the peak is measured in this run with the same threads
+(``livesound.bench.flops.measure_peak_gflops``). Parity is the max abs difference from the plain path's image.
 
 Variants (``+`` adds to the previous cumulative one; ``only`` is one technique on the plain path). The eager
 model variants (grouped to +channels-last) run round-robin, a frame of each in turn, so a shared machine's
@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livesound.bench import machine_info
-from livesound.fast_generator import FastPaths, compile_synthesis, retain_freed_memory
-from livesound.flops import generator_flops, measure_peak_gflops
+from livesound.bench.stages import machine_info
+from livesound.live.backends.torch_stage import compile_synthesis
+from livesound.models.fast_paths import FastPaths, retain_freed_memory
+from livesound.bench.flops import generator_flops, measure_peak_gflops
 from livesound.models.stylegan2 import GeneratorConfig, build_generator
 
 RESULTS = Path(__file__).parent / "results"
@@ -81,8 +82,8 @@ def time_frames(run, ws, frames: int, warmup: int) -> tuple[list[float], torch.T
 
 
 def ort_runner(G, threads: int, folder: Path):
-    from exporters.onnx_stages import export_graph, stage_specs
-    from livesound.live.backends import OrtBackend
+    from exporters.onnx import export_graph, stage_specs
+    from livesound.live.backends.ort_stage import OrtBackend
 
     spec = next(s for s in stage_specs(G) if s.name == "generator")
     t0 = time.perf_counter()

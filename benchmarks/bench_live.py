@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from livesound.audio.sources import SynthSource
-from livesound.live.build import LiveOptions, build_stages
+from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
 
 RESULTS = Path(__file__).parent / "results"
@@ -42,7 +42,7 @@ def pct(v, qs=(50, 95, 99)) -> dict[str, float]:
 def measure_live(preset: str = "demo", backend: str | None = None, seconds: float = 20.0, warmup: float = 3.0,
                  period: float = 0.5, pin_threads: str = "auto") -> tuple[dict, np.ndarray, list[float]]:
     """One run of the live engine on the clicks source: (result, frame intervals ms, onset latencies ms)."""
-    stages = build_stages(LiveOptions(preset=preset, backend=backend))
+    stages = build_pipeline(LiveOptions(preset=preset, backend=backend))
     src = SynthSource("clicks", period=period, amplitude=0.8)
     engine = LiveEngine(stages, src, pin_threads=pin_threads)
     arrivals: dict[int, float] = {}

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livesound.optimize import OptimizeConfig, Target, TargetPart, optimize, source_latent
-from livesound.presets import clip_from_preset, generator_from_preset, load_preset
+from livesound.offline.optimize import OptimizeConfig, Target, TargetPart, optimize, source_latent
+from livesound.models.presets import clip_from_preset, generator_from_preset, load_preset
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -45,7 +45,7 @@ def timed(fn, n: int, warmup: int) -> np.ndarray:
 
 
 def fake_frame(rgb: np.ndarray):
-    from livesound.live.engine import Frame
+    from livesound.live.pipeline import Frame
 
     return Frame(0, rgb, 0, 0.0, {}, 0.1, 0.2, 0.5, 3, 30.0, [], pulse=0.3, motion=0.4, bands=(0.1, 0.2, 0.3))
 
@@ -139,7 +139,7 @@ def encode_scenario(stages, n: int, warmup: int) -> dict[str, np.ndarray]:
 def swap_scenario(stages) -> dict:
     """Two swaps while the engine renders a synthetic source; frame gaps around them."""
     from livesound.audio.sources import SynthSource
-    from livesound.checkpoint import save_own
+    from livesound.weights.checkpoint import save_own
     from livesound.live.engine import LiveEngine
     from livesound.models.mapper import MapperConfig, build_mapper, save_mapper
     from livesound.models.stylegan2 import build_generator
@@ -148,7 +148,7 @@ def swap_scenario(stages) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="livesound-bench-swap-"))
     g2 = build_generator(stages.G.cfg, seed=77)
     gpath = save_own(folder / "g2.safetensors", "generator", g2.cfg.to_dict(), g2.state_dict())
-    m = stages.mapper_module
+    m = stages.steerer
     mpath = save_mapper(build_mapper(MapperConfig(num_ws=m.num_ws, w_dim=m.w_dim, clip_dim=m.clip_dim), seed=78),
                         folder / "m2.safetensors")
     engine = LiveEngine(stages, SynthSource("chirp"))
@@ -196,10 +196,10 @@ def main() -> None:
     ap.add_argument("--name", default="rig_cpu", help="result file stem")
     args = ap.parse_args()
 
-    from livesound.live.build import LiveOptions, build_stages
+    from livesound.live.build import LiveOptions, build_pipeline
 
     torch.set_num_threads(args.threads)
-    stages = build_stages(LiveOptions(preset="demo"))
+    stages = build_pipeline(LiveOptions(preset="demo"))
     runs: dict[str, np.ndarray] = {}
     runs |= osc_scenario(args.frames, args.warmup)
     runs |= hpss_scenario(args.frames, args.warmup)

@@ -27,9 +27,9 @@ import torch
 from tqdm import tqdm
 
 from livesound.audio.sources import SynthSource
-from livesound.live.build import LiveOptions, build_stages
+from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
-from livesound.live.soak import as_rows, judge, soak
+from livesound.bench.soak import as_rows, judge, soak
 
 RESULTS = Path(__file__).parent / "results"
 MEMORY_LIMIT, DRIFT_LIMIT = 0.05, 0.10
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--name", help="result file stem (default soak_PRESET_cpu)")
     args = ap.parse_args()
 
-    stages = build_stages(LiveOptions(preset=args.preset, backend=args.backend))
+    stages = build_pipeline(LiveOptions(preset=args.preset, backend=args.backend))
     engine = LiveEngine(stages, SynthSource("noise", amplitude=0.3))
     load0 = os.getloadavg()
     bar = tqdm(total=args.frames, unit="frame", file=sys.stderr, mininterval=5)

@@ -1,4 +1,4 @@
-"""TensorRT engines from livesound's ONNX graphs, and a stage backend that runs them.
+"""TensorRT engines from livesound's ONNX graphs (the live stage that runs them: `livesound.live.backends.trt_stage`).
 
 Written against TensorRT 10's documented Python API (``tensorrt>=10,<11``): TensorRT 11 removed the weak-typing
 builder flags (``BuilderFlag.FP16``/``BF16``), so there an fp16 engine needs an fp16 graph built strongly typed.
@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from exporters.trt_ops import check_onnx_for_tensorrt
+from livesound.files import write_bytes
 
 log = logging.getLogger("livesound")
 
@@ -125,22 +126,6 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers see the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def sidecar_path(engine_path: str | Path) -> Path:
     engine_path = Path(engine_path)
     return engine_path.with_name(engine_path.name + ".json")
@@ -148,7 +133,7 @@ def sidecar_path(engine_path: str | Path) -> Path:
 
 def write_sidecar(engine_path: str | Path, info: dict) -> Path:
     path = sidecar_path(engine_path)
-    atomic_write(path, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes(path, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 
@@ -335,11 +320,11 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str 
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}; its log above says why")
     seconds = time.perf_counter() - start
     if cache is not None:
-        atomic_write(cache_path, bytes(config.get_timing_cache().serialize()))
+        write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
 
     # Old sidecar first: a crash between the two writes leaves an engine that engine_is_current rejects.
     sidecar_path(engine_path).unlink(missing_ok=True)
-    atomic_write(engine_path, bytes(serialized))
+    write_bytes(engine_path, bytes(serialized))
     engine = trt.Runtime(logger).deserialize_cuda_engine(bytes(serialized))
     inputs, outputs = engine_io(trt, engine)
     info = sidecar_info(onnx_path, engine_path, settings, timing_cache=cache_path, shapes=shapes, inputs=inputs,
@@ -348,66 +333,3 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str 
     write_sidecar(engine_path, info)
     log.info("built %s (%s, %.1f s)", engine_path, precision, seconds)
     return info
-
-
-# ---------------------------------------------------------------------------------------------- backend
-
-class TensorRTBackend:
-    """Runs an engine as a stage: ``backend(*tensors) -> tensor`` (a tuple where the engine has several outputs).
-
-    Inputs go in the engine's input order and may be on any device or dtype (they are moved and cast to what the
-    engine declares); outputs are fresh CUDA tensors. Work is enqueued on torch's current CUDA stream, so it
-    orders with the surrounding torch work without a host synchronisation. Not thread-safe: one execution
-    context per backend, used by one thread.
-    """
-
-    name = "tensorrt"
-
-    def __init__(self, engine_path: str | Path, device: int | None = None):
-        trt = import_tensorrt()
-        require_cuda()
-        import torch
-
-        self._trt = trt
-        self.engine_path = Path(engine_path)
-        self.device = torch.device("cuda", torch.cuda.current_device() if device is None else device)
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        with torch.cuda.device(self.device):
-            self._runtime = trt.Runtime(self._logger)  # must outlive the engine
-            self.engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
-            if self.engine is None:
-                raise RuntimeError(f"TensorRT {trt.__version__} could not load {self.engine_path}: engines only load "
-                                   "into the TensorRT version and GPU that built them; rebuild it")
-            self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        self.dtypes = {n: _torch_dtype(trt, self.engine.get_tensor_dtype(n)) for n in names}
-
-    def __call__(self, *tensors):
-        import torch
-
-        if len(tensors) != len(self.inputs):
-            raise TypeError(f"{self.engine_path.name} takes {len(self.inputs)} inputs {self.inputs}, "
-                            f"got {len(tensors)}")
-        with torch.cuda.device(self.device):
-            stream = torch.cuda.current_stream(self.device)
-            # Converted inputs are allocated on this same stream, so freeing them after the enqueue is
-            # stream-ordered and safe (torch's caching allocator reuses memory only behind queued work).
-            for name, t in zip(self.inputs, tensors):
-                t = torch.as_tensor(t).to(self.device, self.dtypes[name]).contiguous()
-                if not self.context.set_input_shape(name, tuple(t.shape)):
-                    raise ValueError(f"input {name!r} shape {tuple(t.shape)} is outside the engine's optimisation "
-                                     "profile (see the engine's .json sidecar)")
-                self.context.set_tensor_address(name, t.data_ptr())
-            outs = []
-            for name in self.outputs:
-                shape = tuple(self.context.get_tensor_shape(name))
-                if any(d < 0 for d in shape):
-                    raise NotImplementedError(f"output {name!r} has a data-dependent shape {shape}")
-                out = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
-                self.context.set_tensor_address(name, out.data_ptr())
-                outs.append(out)
-            if not self.context.execute_async_v3(stream.cuda_stream):
-                raise RuntimeError(f"TensorRT failed to run {self.engine_path.name}")
-        return outs[0] if len(outs) == 1 else tuple(outs)

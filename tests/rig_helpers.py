@@ -23,6 +23,6 @@ def fresh(stages, seed: int = 0):
 @functools.lru_cache(maxsize=1)
 def shared_stages():
     """One demo build for every rig test module (building the networks is the slow part)."""
-    from livesound.live.build import LiveOptions, build_stages
+    from livesound.live.build import LiveOptions, build_pipeline
 
-    return build_stages(LiveOptions(preset="demo"))
+    return build_pipeline(LiveOptions(preset="demo"))

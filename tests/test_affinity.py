@@ -45,11 +45,11 @@ def test_pin_applies_to_the_calling_thread_only():
 def test_engine_workers_pin_themselves(tmp_path):
     """A real engine with `pin_threads`: each worker runs on its planned core (seen from inside the stage)."""
     from livesound.audio.sources import SynthSource
-    from livesound.live.build import LiveOptions, build_stages
+    from livesound.live.build import LiveOptions, build_pipeline
     from livesound.live.engine import LiveEngine
 
     cores = sorted(os.sched_getaffinity(0))
-    stages = build_stages(LiveOptions(preset="demo", backend="torch"))
+    stages = build_pipeline(LiveOptions(preset="demo", backend="torch"))
     seen = {}
     for name in ("features", "synthesize"):
         fn = getattr(stages, name)

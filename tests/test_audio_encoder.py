@@ -9,7 +9,7 @@ import timm
 import torch
 from torch import nn
 
-from livesound.checkpoint import CheckpointError, save_own
+from livesound.weights.checkpoint import CheckpointError, save_own
 from livesound.models.audio_encoder import (AudioEncoder, AudioEncoderConfig, build_audio_encoder, infer_config,
                                             load_audio_encoder, save_audio_encoder)
 
@@ -210,7 +210,7 @@ def test_other_backbone_by_config_round_trips(tmp_path, spec):
 
 
 def test_presets_build_or_find_the_encoder(tmp_path, monkeypatch, paper, paper_out, spec):
-    from livesound.presets import PresetError, encoder_from_preset, load_preset
+    from livesound.models.presets import PresetError, encoder_from_preset, load_preset
 
     demo = load_preset("demo")
     a, b = encoder_from_preset(demo), encoder_from_preset(demo)

@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 
 from livesound.audio.io import SAMPLE_RATE, load_audio
-from livesound.bench_latency import click_train, detect_clicks, match_clicks, parse_latency
-from livesound.flops import generator_flops, measure_peak_gflops
+from livesound.bench.latency import click_train, detect_clicks, match_clicks, parse_latency
+from livesound.bench.flops import generator_flops, measure_peak_gflops
 from livesound.models.stylegan2 import GeneratorConfig
 
 HOP = 1470
@@ -55,8 +55,8 @@ def test_peak_measurement_gives_positive_rates():
 
 
 def test_generator_bench_report(tmp_path, tiny_generator):
-    from livesound.bench_generator import plot_generator, run_generator_bench
-    from livesound.checkpoint import save_own
+    from livesound.bench.generator import plot_generator, run_generator_bench
+    from livesound.weights.checkpoint import save_own
 
     G = tiny_generator
     ckpt = save_own(tmp_path / "G.safetensors", "generator", G.cfg.to_dict(), G.state_dict())
@@ -94,8 +94,8 @@ def test_match_clicks_finds_planted_clicks_at_the_right_frames(tmp_path):
     """A 2 s file with clicks at known samples, rendered in fixed steps: each click's first reacting frame is
     the first frame whose audio range contains it."""
     from livesound.audio.sources import SynthSource
-    from livesound.live.build import LiveOptions, build_stages
-    from livesound.live.engine import run_fixed_step
+    from livesound.live.build import LiveOptions, build_pipeline
+    from livesound.live.pipeline import run_fixed_step
 
     burst = SynthSource("clicks", amplitude=0.8).render(0, int(SynthSource.CLICK_LEN_S * SAMPLE_RATE))
     planted = [12 * HOP + 100, 24 * HOP + 700, 36 * HOP + 1200, 48 * HOP + 400]  # ~0.4 s apart, any offset
@@ -105,7 +105,7 @@ def test_match_clicks_finds_planted_clicks_at_the_right_frames(tmp_path):
     sf.write(tmp_path / "clicks.wav", x, SAMPLE_RATE)
     audio = load_audio(tmp_path / "clicks.wav")
     np.testing.assert_array_equal(detect_clicks(audio), np.add(planted, 1))  # the burst starts at 0
-    stages = build_stages(LiveOptions(preset="demo", backend="torch"))
+    stages = build_pipeline(LiveOptions(preset="demo", backend="torch"))
     frames = list(run_fixed_step(stages, audio, len(audio) // HOP, HOP))
     assert match_clicks(planted, frames) == [c // HOP for c in planted]
     assert all(frames[c // HOP - 1].onset < 0.25 for c in planted)  # nothing reacted before the click
@@ -123,7 +123,7 @@ def test_click_train_and_latency_settings():
 
 def test_latency_bench_report_on_a_file_source(tmp_path):
     """A real-time run of about 3 s: every click found, parts that add up, the report's contract keys."""
-    from livesound.bench_latency import plot_latency, run_latency_bench
+    from livesound.bench.latency import plot_latency, run_latency_bench
 
     r = run_latency_bench("demo", seconds=1.5, path="file", blocksize=256, period=0.5, lead=1.0,
                           backend="torch", log=lambda line: None)

@@ -41,7 +41,7 @@ def test_generate_is_reproducible_and_grid_only(tmp_path):
 
 
 def test_generate_from_latents_and_checkpoint(tmp_path, tiny_generator):
-    from livesound.checkpoint import save_own
+    from livesound.weights.checkpoint import save_own
 
     ckpt = save_own(tmp_path / "g.safetensors", "generator", tiny_generator.cfg.to_dict(),
                     tiny_generator.state_dict())

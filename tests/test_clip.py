@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livesound.checkpoint import CheckpointError
+from livesound.weights.checkpoint import CheckpointError
 from livesound.models.clip import (PAPER_TEMPLATES, SOUND_TEMPLATES, TINY_CONFIG, ClipModel, ClipUnavailable,
                                    paper_resize_to)
 
@@ -145,7 +145,7 @@ def test_tokenizer_works_offline(tiny):
 def test_presets_pick_tiny_or_real_clip(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from livesound.presets import clip_from_preset, load_preset
+    from livesound.models.presets import clip_from_preset, load_preset
 
     demo = clip_from_preset(load_preset("demo"))
     assert demo.name == "tiny" and demo.embed_dim == 512

@@ -1,7 +1,7 @@
 """Audio device loss and return: the picture goes on with silence, the microphone reconnects by itself.
 
 Two levels:
-- ``ResilientMic`` with a stand-in capture child (a real process writing the child's protocol into a real pipe):
+- ``Microphone`` with a stand-in capture child (a real process writing the child's protocol into a real pipe):
   killing or freezing the child is a device loss; runs everywhere.
 - The issue's contract, for real through PulseAudio (DESIGN.md's null-sink recipe): ``livesound live --source mic
   --device pulse --headless`` while the server is stopped and started again; skipped where PulseAudio is absent.
@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 
 from livesound.audio.io import AudioError
-from livesound.audio.resilient import ResilientMic
+from livesound.audio.mic import Microphone
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 44100
@@ -57,7 +57,7 @@ def _fds() -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open files through /proc (Linux)")
 def test_lost_child_gives_silence_then_reconnects_without_leaks():
-    mic = ResilientMic("fake", command=[sys.executable, "-c", FAKE_CHILD], stall_s=0.3, backoff_s=0.1)
+    mic = Microphone("fake", command=[sys.executable, "-c", FAKE_CHILD], stall_s=0.3, backoff_s=0.1)
     threads0, fds0 = threading.active_count(), _fds()
     mic.start()
     try:
@@ -89,7 +89,7 @@ def test_lost_child_gives_silence_then_reconnects_without_leaks():
 
 def test_a_child_that_cannot_open_fails_start_with_its_reason():
     bad = [sys.executable, "-c", "import sys; print('capture: no such device: xyz', file=sys.stderr); sys.exit(2)"]
-    mic = ResilientMic("xyz", command=bad, open_timeout_s=5)
+    mic = Microphone("xyz", command=bad, open_timeout_s=5)
     with pytest.raises(AudioError, match="no such device: xyz"):
         mic.start()
     assert not mic.running

@@ -144,7 +144,7 @@ def evaluate(*args) -> int:
 def test_eval_commands_on_esc50_and_us8k_layouts(tmp_path, tiny_encoder):
     """Fold-wise reports with the published figures beside them; the zero-shot numbers are the ones the
     library gives on `livesound embed`'s embeddings of the same files (the same stated preprocessing)."""
-    from livesound.embed import EmbedOptions, embed_files
+    from livesound.offline.embed import EmbedOptions, embed_files
     from livesound.models.audio_encoder import load_audio_encoder
     from livesound.models.clip import ClipModel
 

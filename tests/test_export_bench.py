@@ -39,9 +39,9 @@ def test_export_contract_matches_the_reference_implementation(tmp_path):
 
 
 def test_export_nvidia_pickle_and_every_demo_stage(tmp_path, marker):
-    from exporters.onnx_stages import export_all
+    from exporters.onnx import export_all
     from livesound.live.build import mapper_from_preset
-    from livesound.presets import encoder_from_preset, generator_from_preset, load_preset
+    from livesound.models.presets import encoder_from_preset, generator_from_preset, load_preset
 
     kw = dict(z_dim=12, w_dim=16, c_dim=0, img_resolution=32, img_channels=3, mapping_kwargs={"num_layers": 2},
               synthesis_kwargs={"channel_base": 256, "channel_max": 16, "conv_clamp": 256})
@@ -66,14 +66,15 @@ def test_onnxruntime_backend_gives_the_same_frames_and_caches_graphs(tmp_path):
     import os
     from pathlib import Path
 
-    from livesound.live.backends import OrtBackend, parse_backend_choice
-    from livesound.live.build import LiveOptions, build_stages
-    from livesound.live.engine import run_fixed_step
+    from livesound.live.backends import parse_backend_choice
+    from livesound.live.backends.ort_stage import OrtBackend
+    from livesound.live.build import LiveOptions, build_pipeline
+    from livesound.live.pipeline import run_fixed_step
 
     engines = Path(os.environ["LIVESOUND_ENGINES"])  # the session's cache (conftest); bench reuses it
     audio = (0.3 * np.sin(np.arange(44100) * 0.05)).astype(np.float32)
-    eager = build_stages(LiveOptions(backend="torch"))
-    accel = build_stages(LiveOptions(backend="onnxruntime"))
+    eager = build_pipeline(LiveOptions(backend="torch"))
+    accel = build_pipeline(LiveOptions(backend="onnxruntime"))
     assert all(isinstance(b, OrtBackend) for b in (accel.encoder, accel.mapper, accel.synthesis))
     a = [f.rgb.astype(int) for f in run_fixed_step(eager, audio, 4, 1470)]
     b = [f.rgb.astype(int) for f in run_fixed_step(accel, audio, 4, 1470)]
@@ -81,7 +82,7 @@ def test_onnxruntime_backend_gives_the_same_frames_and_caches_graphs(tmp_path):
     cached = sorted(engines.glob("*/*.onnx"))
     assert {p.parent.name.split("-")[0] for p in cached} == {"encoder", "mapper", "generator"}
     mtimes = [p.stat().st_mtime for p in cached]
-    build_stages(LiveOptions(backend="synthesize=onnxruntime"))  # same weights: the cache is reused
+    build_pipeline(LiveOptions(backend="synthesize=onnxruntime"))  # same weights: the cache is reused
     assert [p.stat().st_mtime for p in cached] == mtimes
     assert parse_backend_choice("encode=onnxruntime")["synthesize"] == "torch"
     with pytest.raises(ValueError, match="unknown backend"):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import golden, state_from, write_nvidia, write_rosinality
-from livesound.fast_generator import FastPaths, apply_fast_paths, retain_freed_memory
+from livesound.models.fast_paths import FastPaths, apply_fast_paths, retain_freed_memory
 from livesound.models.stylegan2 import load_generator
 
 FAST = [dict(fold_fir=True), dict(fused_act=True), dict(channels_last=True), dict(modconv="grouped"),
@@ -105,8 +105,8 @@ def test_fast_paths_hold_the_reference_goldens(tmp_path, marker):
 
 def test_fast_generator_exports_to_onnx_with_parity(tmp_path, tiny_generator):
     """ONNX Runtime runs the fused, folded graph (constant noise baked in) like the plain torch path."""
-    from exporters.onnx_stages import export_graph, stage_specs
-    from livesound.live.backends import OrtBackend
+    from exporters.onnx import export_graph, stage_specs
+    from livesound.live.backends.ort_stage import OrtBackend
 
     G = _perturbed(tiny_generator)
     ws = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))).detach()
@@ -132,7 +132,7 @@ def test_bad_modconv_and_heap_retention():
 
 def test_generator_bench_reports_each_size_and_backend(tmp_path):
     """`livesound bench --stages generator --sizes`: one entry per size, fraction of peak on each backend."""
-    from livesound.bench_generator import parse_sizes, plot_generator, run_generator_sizes
+    from livesound.bench.generator import parse_sizes, plot_generator, run_generator_sizes
 
     assert parse_sizes("256:1, 256:2") == [(256, 1), (256, 2)]
     with pytest.raises(ValueError, match="RESOLUTION:CHANNEL_MULTIPLIER"):

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from livesound.audio.sources import SynthSource
-from livesound.live.build import LiveOptions, build_stages
+from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
 from livesound.live.faults import FaultPolicy, InjectFaults
 
 
 @pytest.fixture(scope="module")
 def stages():
-    return build_stages(LiveOptions(preset="demo", backend="synthesize=onnxruntime"))
+    return build_pipeline(LiveOptions(preset="demo", backend="synthesize=onnxruntime"))
 
 
 def _run(engine: LiveEngine, until, timeout: float = 30.0) -> None:
@@ -86,18 +86,18 @@ def test_each_fault_kind_is_counted_and_bad_frames_never_shown(stages, stage, ki
 
 def test_a_failing_accelerated_backend_falls_back_to_torch(stages, caplog):
     assert stages.backends["synthesize"] == "onnxruntime"
-    ort = stages.synthesis
-    inj = InjectFaults(stages, "synthesize", "exception", every=1, target="synthesis")  # the engine itself fails
+    ort = stages.runners["synthesize"]
+    inj = InjectFaults(stages, "synthesize", "exception", every=1, runner=True)  # the engine itself fails
     engine = LiveEngine(stages, SynthSource("noise"))
     try:
         with caplog.at_level(logging.WARNING, logger="livesound"):
             _run(engine, lambda: engine.frames_rendered >= 10)
         assert engine.frames_rendered >= 10, "frames did not resume on torch"
-        assert stages.backends["synthesize"] == "torch" and stages.synthesis is not inj
+        assert stages.backends["synthesize"] == "torch" and stages.runners["synthesize"] is not inj
         assert engine.stats()["faults"]["fallbacks"] == ["synthesize (onnxruntime)"]
         assert "now runs on torch" in caplog.text
     finally:
-        stages.synthesis, stages.backends["synthesize"] = ort, "onnxruntime"
+        stages.runners["synthesize"], stages.backends["synthesize"] = ort, "onnxruntime"
 
 
 def test_a_loop_error_outside_the_stages_restarts_the_worker(stages):
@@ -133,6 +133,6 @@ def test_the_overlay_shows_faults_and_a_lost_device(stages):
     engine = LiveEngine(stages, source)
     assert fault_lines(engine) == []
     engine.faults.record(StageFault("synthesize", "nonfinite", "NaN"))
-    source.state = "lost"  # what ResilientMic reports while its device is gone
+    source.state = "lost"  # what Microphone reports while its device is gone
     lines = fault_lines(engine)
     assert lines[0].startswith("AUDIO    LOST") and lines[1] == "faults 1 (synthesize: nonfinite 1)"

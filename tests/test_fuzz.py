@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fuzz_seeds import make_seeds
-from livesound.fuzzing import run
+from livesound.bench.fuzzing import run
 
 
 @pytest.mark.filterwarnings("ignore")

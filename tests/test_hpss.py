@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from livesound.audio.features import StreamLogMel
-from livesound.live.engine import run_fixed_step
+from livesound.live.pipeline import run_fixed_step
 from livesound.live.hpss import StreamingHPSS
 from rig_helpers import fresh, shared_stages
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from livesound.interpolate import interpolate, render_path
+from livesound.offline.interpolate import interpolate, render_path
 
 
 @pytest.fixture
@@ -66,9 +66,9 @@ def test_render_path_writes_frames_and_video(tmp_path, tiny_generator):
 def test_cli_interpolate_across_files(tmp_path, tiny_generator):
     from PIL import Image
 
-    from livesound.checkpoint import save_own
+    from livesound.weights.checkpoint import save_own
     from livesound.cli import _Formatter, _sub
-    from livesound.cli_offline import add_parsers, cmd_interpolate
+    from livesound.cli.offline import add_parsers, cmd_interpolate
 
     G = tiny_generator
     ckpt = save_own(tmp_path / "g.safetensors", "generator", G.cfg.to_dict(), G.state_dict())

@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from conftest import REPO
-from livesound.checkpoint import load_own, save_own
+from livesound.weights.checkpoint import load_own, save_own
 
 # Saves a ~48 MB checkpoint over and over; the parent kills it while one save is half written.
 WRITER = r"""
 import sys, torch
-from livesound.checkpoint import save_own
+from livesound.weights.checkpoint import save_own
 state = {"w": torch.full((12_000_000,), 2.0)}
 while True:
     save_own(sys.argv[1], "mapper", {"gen": 2}, state)
@@ -65,7 +65,7 @@ def test_a_writer_killed_mid_save_leaves_the_previous_checkpoint_intact(tmp_path
 def test_a_failed_onnx_export_leaves_the_previous_graph(tmp_path, monkeypatch):
     import onnx
 
-    from exporters.onnx_stages import export_graph, stage_specs
+    from exporters.onnx import export_graph, stage_specs
     from livesound.models.mapper import MapperConfig, build_mapper
 
     mapper = build_mapper(MapperConfig(num_ws=4, w_dim=8, clip_dim=8, num_layers=2), seed=0)

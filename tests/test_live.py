@@ -14,15 +14,16 @@ from PIL import Image
 
 from conftest import REPO
 from livesound.audio.sources import SynthSource
-from livesound.live.build import LiveOptions, build_stages
-from livesound.live.engine import LiveEngine, run_fixed_step
+from livesound.live.build import LiveOptions, build_pipeline
+from livesound.live.pipeline import run_fixed_step
+from livesound.live.engine import LiveEngine
 
 SR = 44100
 
 
 @pytest.fixture(scope="module")
 def stages():
-    return build_stages(LiveOptions(preset="demo"))
+    return build_pipeline(LiveOptions(preset="demo"))
 
 
 def dynamic_signal(seconds=2.0) -> np.ndarray:
@@ -53,7 +54,7 @@ def test_fixed_step_is_deterministic():
     audio = dynamic_signal(1.0)
     runs = []
     for _ in range(2):
-        st = build_stages(LiveOptions(preset="demo"))
+        st = build_pipeline(LiveOptions(preset="demo"))
         runs.append([f.rgb for f in run_fixed_step(st, audio, 6, 1470)])
     assert all(np.array_equal(a, b) for a, b in zip(*runs))
     assert set(st.times.summary()) == {"features", "encode", "smooth", "map", "synthesize", "to_rgb8"}
@@ -115,7 +116,7 @@ def test_threaded_engine_runs_controls_and_stops(stages):
 
 
 def test_a_failing_stage_is_reported_not_swallowed_and_the_loop_goes_on(caplog):
-    st = build_stages(LiveOptions(preset="demo"))
+    st = build_pipeline(LiveOptions(preset="demo"))
 
     def broken(ws):
         raise RuntimeError("synthesis exploded")

@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from livesound.checkpoint import CheckpointError
-from livesound.optimize import (AUDIO_SCALE, OptimizeConfig, Target, TargetPart, clip_image_embedding,
+from livesound.weights.checkpoint import CheckpointError
+from livesound.offline.optimize import (AUDIO_SCALE, OptimizeConfig, Target, TargetPart, clip_image_embedding,
                                 group_layers, mixed_parts, optimize, paper_lr, parse_mix, source_latent)
 
 
@@ -183,7 +183,7 @@ def write_wavs(folder, n=2, seconds=0.5):
 
 def parse(*argv):
     from livesound.cli import _Formatter, _sub
-    from livesound.cli_offline import add_eval_latent_agreement, add_parsers
+    from livesound.cli.offline import add_eval_latent_agreement, add_parsers
 
     p = argparse.ArgumentParser()
     subs = p.add_subparsers(dest="command")
@@ -193,7 +193,7 @@ def parse(*argv):
 
 
 def test_cli_optimize_writes_outputs_and_resumes(tmp_path, capsys):
-    from livesound.cli_offline import cmd_optimize
+    from livesound.cli.offline import cmd_optimize
 
     sounds, out = write_wavs(tmp_path / "sounds"), tmp_path / "out"
     args = parse("optimize", "--preset", "demo", "--audio", str(sounds), "--text", "rain", "--mix",
@@ -213,7 +213,7 @@ def test_cli_optimize_writes_outputs_and_resumes(tmp_path, capsys):
         from PIL import Image
         assert Image.open(d / "side_by_side.png").size == (256, 128)
     src = np.load(out / "clip0" / "result.npy")  # medium layers (4-7) are not named: still the source's
-    from livesound.presets import generator_from_preset, load_preset
+    from livesound.models.presets import generator_from_preset, load_preset
     G = generator_from_preset(load_preset("demo"))
     with torch.no_grad():
         w_src = G.mapping(G.z_from_seeds([3]), truncation_psi=0.7).numpy()
@@ -227,7 +227,7 @@ def test_cli_optimize_writes_outputs_and_resumes(tmp_path, capsys):
 
 
 def test_cli_optimize_errors(tmp_path):
-    from livesound.cli_offline import cmd_optimize
+    from livesound.cli.offline import cmd_optimize
 
     with pytest.raises(ValueError, match="give a target"):
         cmd_optimize(parse("optimize", "--steps", "1"))
@@ -240,7 +240,7 @@ def test_cli_optimize_errors(tmp_path):
 
 
 def test_latent_agreement_cli(tmp_path, capsys):
-    from livesound.cli_offline import cmd_latent_agreement
+    from livesound.cli.offline import cmd_latent_agreement
 
     data = tmp_path / "data"
     write_wavs(data / "rain", 1)

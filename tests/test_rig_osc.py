@@ -19,7 +19,8 @@ from pythonosc.udp_client import SimpleUDPClient
 from conftest import REPO
 from rig_helpers import fresh, shared_stages
 from livesound.audio.sources import SynthSource
-from livesound.live.engine import LiveEngine, run_fixed_step
+from livesound.live.pipeline import run_fixed_step
+from livesound.live.engine import LiveEngine
 from livesound.rig.osc import parse_host_port
 from livesound.rig.rig import Rig, RigOptions, open_rig
 

@@ -8,14 +8,15 @@ import pytest
 import torch
 
 from livesound.audio.sources import SynthSource
-from livesound.checkpoint import save_own
-from livesound.live.engine import LiveEngine, run_fixed_step
+from livesound.weights.checkpoint import save_own
+from livesound.live.pipeline import run_fixed_step
+from livesound.live.engine import LiveEngine
 from livesound.models.mapper import MapperConfig, build_mapper, save_mapper
 from livesound.models.stylegan2 import build_generator
 from livesound.rig.control import Controls, StepTarget
 from livesound.rig.presets import LivePresetError, PresetBank, capture
 from livesound.rig.rig import Rig, RigOptions
-from livesound.rig.swap import CheckpointSwap, use_networks
+from livesound.rig.swap import CheckpointSwap
 from rig_helpers import fresh, shared_stages
 
 SR = 44100
@@ -101,7 +102,7 @@ def write_checkpoints(stages, tmp_path):
     G = stages.G
     g2 = build_generator(G.cfg, seed=77)
     gpath = save_own(tmp_path / "g2.safetensors", "generator", g2.cfg.to_dict(), g2.state_dict())
-    m = stages.mapper_module
+    m = stages.steerer
     m2 = build_mapper(MapperConfig(num_ws=m.num_ws, w_dim=m.w_dim, clip_dim=m.clip_dim), seed=78)
     return gpath, save_mapper(m2, tmp_path / "m2.safetensors")
 
@@ -116,10 +117,8 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
     rig.after_frame = lambda f: (frames.append((f.index, f.t_done, rig.swap.swaps, f.rgb)), send(f))
     engine.after_frame = rig.after_frame
     old_G = stages.G
-    saved = {k: getattr(stages, k) for k in ("G", "synthesis", "mapper", "mapper_torch", "mapper_module")}
-    saved["backends"] = dict(stages.backends)
-    use_networks(stages, generator=stages.G)         # torch stages: no export here (the next test covers it)
-    use_networks(stages, mapper=stages.mapper_module)
+    saved = snapshot(stages)
+    stages.replace(generator=stages.G, steerer=stages.steerer)  # torch stages: no export here (the next test)
     engine.start()
     try:
         deadline = time.monotonic() + 120
@@ -140,9 +139,7 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
     finally:
         engine.stop()
         rig.close()
-        for k, v in saved.items():  # the shared stages go back to the demo networks
-            setattr(stages, k, v)
-        stages.reactivity.use_generator(old_G, stages.s.truncation_psi)
+        restore(stages, saved)  # the shared pipeline goes back to the demo networks
     assert rig.swap.swaps == 2 and new_G is not old_G and "broken.safetensors" in rig.swap.last_error
     assert sum("broken.safetensors not loaded" in r.getMessage() for r in caplog.records) == 1
     assert engine.source.ring.overruns == 0 and engine.source.ring.dropped_samples == 0
@@ -157,23 +154,32 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
 
 def test_swapping_an_accelerated_stage_keeps_its_backend(stages, tmp_path):
     """The new mapper is exported (in a child process) and runs on ONNX Runtime like the one it replaces."""
-    from livesound.live.backends import OrtBackend
+    from livesound.live.backends.ort_stage import OrtBackend
 
     _, mpath = write_checkpoints(stages, tmp_path)
     assert stages.backends["map"] == "onnxruntime"     # the demo preset's backend
-    saved = {k: getattr(stages, k) for k in ("mapper", "mapper_torch", "mapper_module")}
+    saved = snapshot(stages)
     swap = CheckpointSwap(stages)
     try:
         swap.request("mapper", str(mpath)).join(300)
         assert swap.last_error is None and swap.apply_pending()
-        assert isinstance(stages.mapper, OrtBackend) and stages.backends["map"] == "onnxruntime"
-        e = torch.nn.functional.normalize(torch.randn(1, stages.mapper_module.clip_dim), dim=-1)
+        assert isinstance(stages.runners["map"], OrtBackend) and stages.backends["map"] == "onnxruntime"
+        e = torch.nn.functional.normalize(torch.randn(1, stages.steerer.clip_dim), dim=-1)
         k = torch.full((1,), 0.5)
-        ort = stages.mapper(stages.ws_src, e, k)
-        ref = stages.mapper_torch(stages.ws_src, e, k)
-        old = saved["mapper_torch"](stages.ws_src, e, k)
+        ort = stages.runners["map"](stages.ws_src, e, k)
+        ref = stages.torch_runners["map"](stages.ws_src, e, k)
+        old = saved[3]["map"](stages.ws_src, e, k)
         assert torch.allclose(ort, ref, atol=1e-3) and not torch.allclose(ref, old)
     finally:
-        for name, v in saved.items():
-            setattr(stages, name, v)
-        stages.backends["map"] = "onnxruntime"
+        restore(stages, saved)
+
+
+def snapshot(pipeline):
+    return (pipeline.G, pipeline.steerer, dict(pipeline.runners), dict(pipeline.torch_runners),
+            dict(pipeline.backends))
+
+
+def restore(pipeline, saved):
+    G, steerer, runners, torch_runners, backends = saved
+    pipeline.replace(generator=G, steerer=steerer)
+    pipeline.runners, pipeline.torch_runners, pipeline.backends = runners, torch_runners, backends

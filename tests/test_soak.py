@@ -7,14 +7,14 @@ import sys
 import pytest
 
 from livesound.audio.sources import SynthSource
-from livesound.live.build import LiveOptions, build_stages
+from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
-from livesound.live.soak import judge, soak
+from livesound.bench.soak import judge, soak
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads and files through /proc")
 def test_short_soak_keeps_threads_files_and_memory_flat():
-    stages = build_stages(LiveOptions(preset="demo", backend="torch"))  # no export: the short test stays short
+    stages = build_pipeline(LiveOptions(preset="demo", backend="torch"))  # no export: the short test stays short
     engine = LiveEngine(stages, SynthSource("noise", amplitude=0.3))
     samples = soak(engine, frames=440, sample_every=20, timeout_s=120)
     v = judge(samples, warmup_fraction=0.2)

@@ -13,8 +13,9 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from exporters.onnx_generator import export_synthesis
-from exporters.tensorrt import (INSTALL_HINT, BackendUnavailable, BuildSettings, TensorRTBackend, build_engine,
+from exporters.onnx import export_generator
+from livesound.live.backends.trt_stage import TensorRTBackend
+from exporters.tensorrt import (INSTALL_HINT, BackendUnavailable, BuildSettings, build_engine,
                                 engine_is_current, precision_flags, profile_shape, read_sidecar, sidecar_info,
                                 sidecar_path, write_sidecar)
 from exporters.trt_ops import (SUPPORTED, UNSUPPORTED, UnsupportedByTensorRT, check_onnx_for_tensorrt,
@@ -32,9 +33,9 @@ def synthesis_onnx(tmp_path_factory):
 
     G = build_generator(GeneratorConfig(resolution=32, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256,
                                         channel_max=16), seed=3)
-    path = tmp_path_factory.mktemp("trt") / "synthesis.onnx"
-    export_synthesis(G, path)
-    return G, path
+    folder = tmp_path_factory.mktemp("trt")
+    export_generator(G, folder)
+    return G, folder / "generator.onnx"
 
 
 def tiny_model(nodes, inputs, outputs, initializers=(), opset=17, functions=()):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from livesound.checkpoint import load_own
+from livesound.weights.checkpoint import load_own
 from livesound.train.loop import read_log
 from synthetic_datasets import write_csv, write_folder
 

@@ -56,7 +56,7 @@ class _TextBox(QLineEdit):
 
 
 class LiveWindow(QMainWindow):
-    """A window on a live engine (duck-typed: ``livesound.live.engine.LiveEngine``'s interface).
+    """A window on a live engine (duck-typed: ``livesound.live.pipeline.LiveEngine``'s interface).
 
     ``record_path`` is the directory recordings go to (default ``./recordings``, created on the first
     recording); each press of R starts a new timestamped recording there. ``record_format`` is "mp4", "mkv",

@@ -4,7 +4,7 @@
 
 Why a process: when a sound server dies under an open stream, PortAudio's host thread can spin or hang inside
 the library, and re-initialising PortAudio while a stream is open can hang too. Neither can be interrupted from
-Python inside one process. In a child, the parent (``livesound.audio.resilient``) just kills it and starts a
+Python inside one process. In a child, the parent (``livesound.audio.mic``) just kills it and starts a
 fresh one, whose PortAudio enumerates the devices anew: nothing leaks into the parent.
 
 Protocol on stdout: one JSON line ``{"device": NAME, "samplerate": SR, "note": TEXT}`` once the stream runs,

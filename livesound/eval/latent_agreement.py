@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from livesound.optimize import (OptimizeConfig, Source, Target, TargetPart, audio_embedding, optimize,
+from livesound.offline.optimize import (OptimizeConfig, Source, Target, TargetPart, audio_embedding, optimize,
                                 text_embedding)
-from livesound.optimize_io import AUDIO_SUFFIXES
+from livesound.offline.targets import AUDIO_SUFFIXES
 
 
 @dataclass

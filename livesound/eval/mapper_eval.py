@@ -7,7 +7,7 @@ prompt, or an audio file through the encoder):
 - **mapper**: ``w = w_src + strength * M(w_src, e)``, then cos(CLIP(G(w)), e); its time is one frame of the
   live path's map + synthesize stages (mapper and generator, batch 1), the median of ``repeats`` runs after a
   warm-up;
-- **optimisation**: ``livesound.optimize.optimize`` with the given config (the paper's 300 Adam steps by
+- **optimisation**: ``livesound.offline.optimize.optimize`` with the given config (the paper's 300 Adam steps by
   default) from the same source to the same target, the similarity of its result, and its wall time.
 
 Similarities are plain cosines (no exp(0.07) scale), with the image reaching CLIP the paper's way
@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from livesound.optimize import (OptimizeConfig, Target, TargetPart, clip_image_embedding, optimize,
+from livesound.offline.optimize import (OptimizeConfig, Target, TargetPart, clip_image_embedding, optimize,
                                 source_latent)
 
 

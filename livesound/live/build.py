@@ -1,11 +1,22 @@
-"""Build the live path from a preset and the command line's options: networks, stages and the audio source."""
+"""Build the live path from a preset and the command line's options: networks, pipeline and the audio source."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livesound.live.engine import LiveSettings, Stages
+from livesound.audio.io import AudioError
+from livesound.audio.mic import Microphone
+from livesound.audio.sources import FileSource, SynthSource
+from livesound.live.affinity import parse_pin, plan
+from livesound.live.backends import parse_backend_choice
+from livesound.live.pipeline import LiveSettings, Pipeline
+from livesound.live.steering import MapperSteer, Steerer
+from livesound.models.fast_paths import apply_fast_paths
+from livesound.models.mapper import MapperConfig, build_mapper, load_mapper
+from livesound.models.presets import (Preset, PresetError, clip_from_preset, encoder_from_preset,
+                                      generator_from_preset, load_preset, models_dir)
 
 
 @dataclass
@@ -28,16 +39,11 @@ class LiveOptions:
     pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
-        from livesound.live.affinity import parse_pin, plan
-
         plan(parse_pin(self.pin_threads))
 
 
 def mapper_from_preset(preset, G, clip_dim: int, path: str | Path | None = None):
     """The preset's mapper: ``path`` if given, else its checkpoint, else seeded to fit the generator."""
-    from livesound.models.mapper import MapperConfig, build_mapper, load_mapper
-    from livesound.presets import PresetError, models_dir
-
     entry = preset.extra.get("mapper", {"seed": 0})
     if path is None and "checkpoint" in entry:
         path = models_dir() / entry["checkpoint"]
@@ -55,49 +61,65 @@ def mapper_from_preset(preset, G, clip_dim: int, path: str | Path | None = None)
     return mapper.eval()
 
 
-def build_stages(opts: LiveOptions) -> Stages:
-    from livesound.presets import (clip_from_preset, encoder_from_preset, generator_from_preset, load_preset)
+def mapper_is_trained(preset: Preset, path: str | Path | None = None) -> bool:
+    """Whether the mapper ``mapper_from_preset`` gives comes from a file (trained) or a seed (untrained)."""
+    return path is not None or "checkpoint" in preset.extra.get("mapper", {"seed": 0})
 
+
+def steerer_from_preset(preset: Preset, G, clip_dim: int, mapper_path: str | Path | None = None) -> Steerer:
+    """The steering the preset and options ask for (today: the conditional mapper)."""
+    mapper = mapper_from_preset(preset, G, clip_dim, mapper_path)
+    return steerer_for_mapper(mapper, trained=mapper_is_trained(preset, mapper_path))
+
+
+def steerer_for_mapper(mapper, trained: bool) -> Steerer:
+    return MapperSteer(mapper.eval(), trained=trained)
+
+
+def live_settings(preset: Preset, opts: "LiveOptions") -> LiveSettings:
+    """``LiveSettings`` from its defaults, the preset's ``live`` section, then the command line."""
+    live = dict(preset.extra.get("live", {}))
+    live.pop("backend", None)  # the stages' backends, not a setting of the frame
+    unknown = set(live) - LiveSettings.names()
+    if unknown:
+        raise PresetError(f"preset {preset.name!r}: unknown live settings {sorted(unknown)}; known: "
+                          f"{', '.join(sorted(LiveSettings.names()))}")
+    settings = LiveSettings(**live)
+    settings.truncation_psi, settings.noise_mode = preset.truncation_psi, preset.noise_mode
+    settings.seed, settings.labels = opts.seed, list(opts.labels)
+    if opts.strength is not None:
+        settings.strength = opts.strength
+    if opts.smoothing_s is not None:
+        settings.smoothing_s = opts.smoothing_s
+    return settings
+
+
+def build_pipeline(opts: LiveOptions) -> Pipeline:
     preset = load_preset(opts.preset)
-    live = preset.extra.get("live", {})
-    from livesound.fast_generator import apply_fast_paths
-
+    settings = live_settings(preset, opts)
     G = apply_fast_paths(generator_from_preset(preset, opts.generator))  # the measured CPU winners, parity-tested
     encoder = encoder_from_preset(preset, opts.encoder).eval()
-    mapper = mapper_from_preset(preset, G, encoder.embed_dim, opts.mapper)
+    steerer = steerer_from_preset(preset, G, encoder.embed_dim, opts.mapper)
     clip = clip_from_preset(preset, opts.clip)
-    settings = LiveSettings(
-        strength=opts.strength if opts.strength is not None else float(live.get("strength", 0.5)),
-        smoothing_s=opts.smoothing_s if opts.smoothing_s is not None else float(live.get("smoothing_s", 0.25)),
-        window_s=float(live.get("window_s", 2.5)), truncation_psi=preset.truncation_psi,
-        noise_mode=preset.noise_mode, seed=opts.seed, labels=list(opts.labels))
-    from livesound.live.backends import parse_backend_choice
-
-    backend = opts.backend if opts.backend is not None else live.get("backend")
-    return Stages(G, encoder, mapper, clip, settings, backends=parse_backend_choice(backend),
-                  backend_threads=opts.backend_threads)
+    backend = opts.backend if opts.backend is not None else preset.extra.get("live", {}).get("backend")
+    return Pipeline(G, encoder, steerer, clip, settings, backends=parse_backend_choice(backend),
+                    backend_threads=opts.backend_threads)
 
 
 def open_source(opts: LiveOptions):
     """The audio source: ``auto`` takes the microphone when one works, else the synthetic source.
 
-    The microphone is a ``ResilientMic``: it survives the device going away and reconnects by itself."""
-    from livesound.audio.io import AudioError
-    from livesound.audio.resilient import ResilientMic
-    from livesound.audio.sources import FileSource, SynthSource
-
+    The microphone (`livesound.audio.mic.Microphone`) survives the device going away and reconnects by itself."""
     if opts.source == "synth":
         return SynthSource(opts.synth_kind)
     if opts.source in ("mic", "auto"):
         try:
             # A live instrument wants the short buffer; a stage wants the show to survive a pulled cable.
-            return ResilientMic(opts.device, latency="low")
+            return Microphone(opts.device, latency="low")
         except AudioError as e:
             if opts.source == "mic":
                 hint = "" if "--source" in e.problem else " (or play a file: --source FILE.wav)"
                 raise AudioError(e.where, e.problem + hint) from None
-            import sys
-
             print(f"livesound live: no microphone ({e.problem}); using the synthetic source", file=sys.stderr)
             return SynthSource(opts.synth_kind)
     return FileSource(opts.source, realtime=True, loop=True)

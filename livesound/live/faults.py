@@ -51,8 +51,8 @@ class FaultPolicy:
 class FaultGuard:
     """Checks each stage call's outcome, counts faults, and swaps a failing accelerated backend for torch."""
 
-    def __init__(self, stages=None, policy: FaultPolicy | None = None):
-        self.stages = stages
+    def __init__(self, pipeline=None, policy: FaultPolicy | None = None):
+        self.pipeline = pipeline
         self.policy = policy or FaultPolicy()
         self._lock = threading.Lock()
         self.counts: dict[str, dict[str, int]] = {}
@@ -111,8 +111,8 @@ class FaultGuard:
         return f"faults {s['total']} ({'; '.join(parts)}){fb}"
 
     def _fall_back(self, stage: str) -> None:
-        st = self.stages
-        if st is None or st.backends.get(stage, "torch") == "torch" or stage not in st.torch_backends:
+        st = self.pipeline
+        if st is None or st.backends.get(stage, "torch") == "torch":
             return
         was = st.backends[stage]
         st.use_torch(stage)
@@ -134,20 +134,30 @@ def _finite(out) -> bool:
 
 
 class InjectFaults:
-    """Wrap one stage method of a ``Stages`` so that every ``every``-th call faults: for tests and drills.
+    """Make every ``every``-th call of one stage of a ``Pipeline`` fault: for tests and drills.
 
-    ``kind``: "exception" raises, "nonfinite" returns the real output filled with NaN, "timeout" sleeps
-    ``sleep_s`` before returning the real output. ``every=1`` faults every call. ``remove()`` restores it.
+    By default the stage's method is wrapped; ``runner=True`` wraps the backend the stage runs on instead (an
+    engine that fails, which the fault guard replaces by the torch module). ``kind``: "exception" raises,
+    "nonfinite" returns the real output filled with NaN, "timeout" sleeps ``sleep_s`` before returning the real
+    output. ``every=1`` faults every call. ``remove()`` restores it.
     """
 
-    def __init__(self, stages, stage: str, kind: str, every: int = 1, sleep_s: float = 0.0,
-                 target: str | None = None):
+    def __init__(self, pipeline, stage: str, kind: str, every: int = 1, sleep_s: float = 0.0,
+                 runner: bool = False):
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; choose from {', '.join(KINDS)}")
-        self.stages, self.attr, self.kind, self.every, self.sleep_s = stages, target or stage, kind, every, sleep_s
-        self.inner = getattr(stages, self.attr)
+        self.pipeline, self.stage, self.kind, self.every, self.sleep_s = pipeline, stage, kind, every, sleep_s
+        self.runner = runner
+        self.inner = pipeline.runners[stage] if runner else getattr(pipeline, stage)
+        self.name = getattr(self.inner, "name", "torch")  # an injected runner reports its backend's name
         self.calls = self.injected = 0
-        setattr(stages, self.attr, self)
+        self._install(self)
+
+    def _install(self, fn) -> None:
+        if self.runner:
+            self.pipeline.runners[self.stage] = fn
+        else:
+            setattr(self.pipeline, self.stage, fn)
 
     def __call__(self, *args):
         self.calls += 1
@@ -155,7 +165,7 @@ class InjectFaults:
             return self.inner(*args)
         self.injected += 1
         if self.kind == "exception":
-            raise RuntimeError(f"injected fault #{self.injected} in {self.attr}")
+            raise RuntimeError(f"injected fault #{self.injected} in {self.stage}")
         out = self.inner(*args)
         if self.kind == "timeout":
             time.sleep(self.sleep_s)
@@ -163,4 +173,6 @@ class InjectFaults:
         return torch.full_like(out, float("nan")) if isinstance(out, torch.Tensor) else out * np.nan
 
     def remove(self) -> None:
-        setattr(self.stages, self.attr, self.inner)
+        if self.runner and self.pipeline.runners[self.stage] is not self:
+            return  # the stage was replaced meanwhile (the fault guard's fallback): leave that in place
+        self._install(self.inner)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livesound.checkpoint import CheckpointError, load_state_checked
+from livesound.weights.checkpoint import CheckpointError, load_state_checked
 
 FACE_CROP = (slice(35, 223), slice(32, 220))  # rows, columns of a 256 px FFHQ-aligned face (StyleCLIP)
 WEIGHTS_HINT = ("the identity loss needs InsightFace's IR-SE50 ArcFace weights (model_ir_se50.pth, as "

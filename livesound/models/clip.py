@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livesound.checkpoint import CheckpointError
+from livesound.weights.checkpoint import CheckpointError
 
 DEFAULT_MODEL, DEFAULT_WEIGHTS = "ViT-B-32", "openai"
 

@@ -257,21 +257,21 @@ def build_mapper(cfg: MapperConfig, seed: int | None = None) -> Mapper:
 
 def save_mapper(mapper: Mapper, path: str | Path) -> Path:
     """Write the mapper in livesound's own format (safetensors, kind ``mapper``, config in the header)."""
-    from livesound.checkpoint import save_own
+    from livesound.weights.checkpoint import save_own
 
     return save_own(path, "mapper", mapper.cfg.to_dict(), mapper.state_dict())
 
 
 def load_mapper(path: str | Path, device: str | torch.device = "cpu") -> Mapper:
     """The one door for mapper weights; checks every tensor's name and shape, raises ``CheckpointError``."""
-    from livesound.checkpoint import CheckpointError, load_own, load_state_checked
+    from livesound.weights.checkpoint import CheckpointError, load_own, load_state_checked
 
     config, state = load_own(path, "mapper")
     try:
         cfg = MapperConfig.from_dict(config)
     except (TypeError, ValueError) as e:
         raise CheckpointError(path, f"bad mapper config ({e})") from None
-    from livesound.untrusted import check_shapes_before_building
+    from livesound.weights.untrusted import check_shapes_before_building
 
     check_shapes_before_building(lambda: Mapper(cfg), state, path)  # no huge model from a config
     with torch.random.fork_rng(devices=[]):  # the random init is overwritten; leave the caller's RNG alone

@@ -3,7 +3,7 @@
 One arithmetic serves both public layouts: rosinality's ``stylegan2-pytorch`` and NVIDIA's
 ``stylegan2-ada-pytorch``. They differ only in names, in where the equalised-lr weight gain of a
 demodulated convolution is applied (which demodulation cancels), and in NVIDIA's optional activation
-clamp; foreign checkpoints are renamed into this module's layout by ``livesound.models.stylegan2_formats``.
+clamp; foreign checkpoints are renamed into this module's layout by ``livesound.weights.stylegan2``.
 
 Modulated convolutions are computed as "scale activations by the styles, convolve with the shared weight,
 multiply by the demodulation coefficients" (NVIDIA's ``fused_modconv=False``). It gives the same numbers
@@ -14,7 +14,7 @@ are for inference (gradients reach the activations and styles, not the weights t
 - ``fold_fir``: the 2x upsampling convolution (transposed 3x3 then the 4x4 FIR blur) as ONE 3x3 convolution at
   the input resolution with 4x the output channels (the four sub-pixel phases of the combined 6x6 kernel),
   then a pixel shuffle. One dense convolution, but 4x the multiply-adds of the transposed one: on CPUs it
-  loses to the cheap depthwise blur (``livesound.fast_generator`` has the figures), so it is off by default.
+  loses to the cheap depthwise blur (``livesound.models.fast_paths`` has the figures), so it is off by default.
 - ``fused_act``: bias, const noise and the sqrt(2) gain folded into one precomputed per-layer tensor and the
   demodulation scale, so the epilogue is one multiply-add and an in-place leaky ReLU (2 passes instead of 6).
 - ``channels_last``: NHWC activations and weights, oneDNN's native layout on the CPU.
@@ -31,6 +31,10 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from livesound.weights.checkpoint import CheckpointError, load_state_checked, save_own
+from livesound.weights.stylegan2 import read_generator_checkpoint
+from livesound.weights.untrusted import check_shapes_before_building
 
 NoiseMode = Literal["const", "random", "none"]
 NOISE_MODES = ("const", "random", "none")
@@ -449,18 +453,34 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", mapping
                    ) -> Generator:
     """The one door for generator weights: rosinality ``.pt``, NVIDIA ``.pkl`` or livesound safetensors.
 
-    Every format is read without executing code from the file; a bad file raises ``CheckpointError``
-    naming the file and the problem. ``mapping_lr_mul`` is for rosinality files of generators built with a
-    non-default ``lr_mlp``, which their state dict does not record.
+    Every format is read without executing code from the file (``livesound.weights.stylegan2``); a bad file
+    raises ``CheckpointError`` naming the file and the problem. ``mapping_lr_mul`` is for rosinality files of
+    generators built with a non-default ``lr_mlp``, which their state dict does not record.
     """
-    from livesound.models.stylegan2_formats import read_generator_checkpoint
-
-    from livesound.checkpoint import load_state_checked
-    from livesound.untrusted import check_shapes_before_building
-
-    cfg, state = read_generator_checkpoint(Path(path), mapping_lr_mul)
-    check_shapes_before_building(lambda: Generator(cfg), state, Path(path))  # no huge model from a config
+    path = Path(path)
+    config, state = read_generator_checkpoint(path, mapping_lr_mul)
+    try:
+        cfg = GeneratorConfig.from_dict(config)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(path, f"bad generator config ({e})") from None
+    stored_avg = "mapping.w_avg" in state
+    # No huge model from a config: the shapes are compared on the meta device before anything is allocated.
+    check_shapes_before_building(lambda: Generator(cfg), state, path, optional={"mapping.w_avg"})
     G = Generator(cfg)
-
-    load_state_checked(G, state, source=Path(path))
+    load_state_checked(G, state if stored_avg else state | {"mapping.w_avg": G.mapping.w_avg}, source=path)
+    if not stored_avg:
+        G.mapping.w_avg.copy_(estimate_w_avg(G.mapping))
     return G.eval().to(device)
+
+
+def estimate_w_avg(mapping: MappingNetwork, n: int = 4096, seed: int = 0) -> torch.Tensor:
+    """Mean w of ``n`` seeded z (rosinality's ``mean_latent``), for checkpoints that store no average."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return mapping(torch.randn(n, mapping.z_dim, generator=gen))[:, 0].mean(0)
+
+
+def convert_generator(src: Path | str, dst: Path | str, mapping_lr_mul: float | None = None) -> Path:
+    """Write any readable generator checkpoint in livesound's own format."""
+    G = load_generator(src, mapping_lr_mul=mapping_lr_mul)
+    return save_own(dst, "generator", G.cfg.to_dict(), G.state_dict())

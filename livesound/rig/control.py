@@ -93,18 +93,18 @@ def check_args(name: str, args: tuple) -> tuple:
 class StepTarget:
     """The control surface of a fixed-step run, shaped like LiveEngine's (strength, paused, seed, text)."""
 
-    def __init__(self, stages):
-        self.stages = stages
-        self.strength = stages.s.strength
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.strength = pipeline.s.strength
         self.paused = False
         self.text: str | None = None
 
     @property
     def seed(self) -> int:
-        return self.stages.seed
+        return self.pipeline.seed
 
     def set_seed(self, seed: int) -> None:
-        self.stages.set_seed(max(0, int(seed)))
+        self.pipeline.set_seed(max(0, int(seed)))
 
     def next_seed(self) -> None:
         self.set_seed(self.seed + 1)
@@ -113,7 +113,7 @@ class StepTarget:
         self.set_seed(self.seed - 1)
 
     def set_text(self, text: str | None) -> None:
-        self.stages.set_text(text or None)
+        self.pipeline.set_text(text or None)
         self.text = text or None
 
 
@@ -132,8 +132,8 @@ class Controls:
         self.failed = 0
 
     @property
-    def stages(self):
-        return self.target.stages
+    def pipeline(self):
+        return self.target.pipeline
 
     def submit(self, name: str, *args) -> None:
         """Queue a change (any thread); ControlError at once when the name or arguments are wrong."""
@@ -151,7 +151,7 @@ class Controls:
                 log.error("livesound rig: %s %s failed: %s", name, " ".join(map(str, args)), e)
 
     def apply(self, name: str, *args) -> None:
-        t, st = self.target, self.target.stages
+        t, st = self.target, self.target.pipeline
         if name in self.actions:
             self.actions[name](*args)
         elif name == "strength":
@@ -165,9 +165,9 @@ class Controls:
         elif name == "text":
             t.set_text(args[0] or None)
         elif name == "mix":
-            st.text_groups = parse_mix(args[0])
+            st.set_text_groups(parse_mix(args[0]))
         elif name == "smoothing":
-            st.smoother.time_constant_s = args[0]
+            st.set_smoothing(args[0])
         elif name == "pause":
             t.paused = bool(args[0])
         elif name == "pulse_gain":

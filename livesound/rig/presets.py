@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from livesound.checkpoint import atomic_write
+from livesound.files import atomic_write
 from livesound.live.reactivity import ReactivityGains
 from livesound.rig.control import parse_mix
 
@@ -36,7 +36,7 @@ class LivePresetError(ValueError):
 
 def capture(target) -> dict:
     """The live state of a LiveEngine or StepTarget as a JSON-ready dict."""
-    st = target.stages
+    st = target.pipeline
     return {"seed": int(st.seed), "ws_src": st.ws_src[0].tolist(), "strength": float(target.strength),
             "text": target.text, "mix": ",".join(st.text_groups), "smoothing_s": float(st.smoother.time_constant_s),
             "gains": st.reactivity.gains.to_dict(), "walk_phase": float(st.reactivity.phase)}
@@ -44,7 +44,7 @@ def capture(target) -> dict:
 
 def apply(target, state: dict, where: str = "preset") -> None:
     """Restore a state captured by `capture` (renderer thread); checks it first and changes nothing if bad."""
-    st = target.stages
+    st = target.pipeline
     try:
         ws = torch.tensor(state["ws_src"], dtype=torch.float32)[None]
         gains = ReactivityGains.from_dict(state.get("gains", {}))
@@ -62,11 +62,12 @@ def apply(target, state: dict, where: str = "preset") -> None:
         raise LivePresetError(f"{where}: text must be a string or null")
     st.set_text(text)  # first: it raises without CLIP weights, before anything changed
     target.text = text
-    st.ws_src, st.seed = ws, seed
-    if hasattr(target, "_pending_seed"):
-        target._pending_seed = None  # a seed queued before the recall must not overwrite the recalled latent
+    st.set_source(ws, seed)
+    if hasattr(target, "drop_pending_seed"):
+        target.drop_pending_seed()  # a seed queued before the recall must not overwrite the recalled latent
     target.strength = strength
-    st.text_groups, st.smoother.time_constant_s = mix, smoothing
+    st.set_text_groups(mix)
+    st.set_smoothing(smoothing)
     st.reactivity.gains, st.reactivity.phase = gains, phase
 
 

@@ -46,7 +46,7 @@ class Rig:
         self.target = target
         self.bank = PresetBank(self.opts.preset_file)
         self.midi_map = MidiMap.from_json(self.bank.midi)
-        self.swap = CheckpointSwap(target.stages)
+        self.swap = CheckpointSwap(target.pipeline)
         self.controls = Controls(target, {
             "preset": lambda i: self.bank.recall(i, self.target),
             "preset_save": self.store_preset,
@@ -160,8 +160,8 @@ class Rig:
 
 
 def open_rig(target_or_stages, opts: RigOptions | None) -> Rig | None:
-    """A Rig when ``opts`` asks for any part of it; a bare Stages gets a StepTarget (fixed-step runs)."""
+    """A Rig when ``opts`` asks for any part of it; a bare Pipeline gets a StepTarget (fixed-step runs)."""
     if opts is None or not opts.any:
         return None
-    target = target_or_stages if hasattr(target_or_stages, "stages") else StepTarget(target_or_stages)
+    target = target_or_stages if hasattr(target_or_stages, "pipeline") else StepTarget(target_or_stages)
     return Rig(target, opts)

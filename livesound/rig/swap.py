@@ -7,7 +7,8 @@ recomputes the source latent with the new mapping network (well under a frame), 
 old networks while the new ones load, and the audio threads never notice. A failed load is logged and leaves the
 running networks as they were. A stage on ONNX Runtime or TensorRT stays there: the new network is exported
 through the same cache the stage was built with (`livesound.live.backends.make_backend`) before it hands over,
-so a swap never drops a stage back to the slower torch path. The export runs in a child process: ONNX export
+so a swap never drops a stage back to the slower torch path. The takeover goes through the pipeline's one public
+call for it, ``Pipeline.replace``. The export runs in a child process: ONNX export
 holds the GIL for up to ~0.2 s at a time, which in a thread would stall the renderer for several frames; a
 child costs a second of start-up and stalls nothing.
 """
@@ -15,17 +16,26 @@ child costs a second of start-up and stalls nothing.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+
+import torch
+
+from livesound.live.backends import make_backend
+from livesound.live.build import steerer_for_mapper
+from livesound.models.mapper import load_mapper
+from livesound.models.stylegan2 import load_generator
 
 log = logging.getLogger("livesound")
 
 
 class CheckpointSwap:
-    def __init__(self, stages):
-        self.stages = stages
-        self._pending: tuple[str, object, str] | None = None
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self._pending: tuple | None = None
         self._lock = threading.Lock()
         self.loading: threading.Thread | None = None
         self.swaps = 0
@@ -48,62 +58,57 @@ class CheckpointSwap:
     def _load(self, kind: str, path: str) -> None:
         try:
             net = self._build(kind, path)
-            backend = self._accelerate(kind, net)
+            runner = self._accelerate(kind, net)
         except Exception as e:  # noqa: BLE001 - a bad checkpoint leaves the running networks alone; reported
             self.last_error = f"{path}: {e}"
             log.error("livesound swap: %s %s not loaded: %s", kind, path, e)
             return
         with self._lock:
-            self._pending = (kind, net, backend, path)
+            self._pending = (kind, net, runner, path)
         log.info("livesound swap: %s %s loaded; taking over at the next frame", kind, path)
 
     def _build(self, kind: str, path: str):
-        import torch
-
-        st = self.stages
+        """The new generator, or a steerer around the new mapper, checked against the running networks."""
+        pipe = self.pipeline
         with torch.inference_mode():
             if kind == "generator":
-                from livesound.models.stylegan2 import load_generator
-
                 G = load_generator(path)
-                mapper = st.mapper_module
-                if (G.num_ws, G.w_dim) != (mapper.num_ws, mapper.w_dim):
-                    raise ValueError(f"the generator has w+ [{G.num_ws}, {G.w_dim}]; the running mapper takes "
-                                     f"[{mapper.num_ws}, {mapper.w_dim}]")
+                steer = pipe.steerer
+                if (G.num_ws, G.w_dim) != (steer.num_ws, steer.w_dim):
+                    raise ValueError(f"the generator has w+ [{G.num_ws}, {G.w_dim}]; the running {steer.kind} "
+                                     f"takes [{steer.num_ws}, {steer.w_dim}]")
                 # One frame here, on the side: a fresh module's first forward pays allocations and lazy setup
                 # that would otherwise land on the renderer as a long frame.
-                G.synthesis(G.mapping(G.z_from_seeds([0]), truncation_psi=st.s.truncation_psi),
-                            noise_mode=st.s.noise_mode)
+                G.synthesis(G.mapping(G.z_from_seeds([0]), truncation_psi=pipe.s.truncation_psi),
+                            noise_mode=pipe.s.noise_mode)
                 return G
-            from livesound.models.mapper import load_mapper
-
             mapper = load_mapper(path).eval()
-            if (mapper.num_ws, mapper.w_dim) != tuple(st.ws_src.shape[1:]):
+            if (mapper.num_ws, mapper.w_dim) != tuple(pipe.ws_src.shape[1:]):
                 raise ValueError(f"the mapper takes w+ [{mapper.num_ws}, {mapper.w_dim}]; the generator has "
-                                 f"{list(st.ws_src.shape[1:])}")
-            if mapper.clip_dim != st.mapper_module.clip_dim:
+                                 f"{list(pipe.ws_src.shape[1:])}")
+            if mapper.clip_dim != pipe.steerer.clip_dim:
                 raise ValueError(f"the mapper takes {mapper.clip_dim}-d embeddings; the encoder gives "
-                                 f"{st.mapper_module.clip_dim}-d")
-            mapper.edit(torch.zeros(1, mapper.num_ws, mapper.w_dim), torch.zeros(1, mapper.clip_dim),
-                        torch.ones(1))  # warm up on the side, as for the generator
-            return mapper
+                                 f"{pipe.steerer.clip_dim}-d")
+            steerer = steerer_for_mapper(mapper, trained=True)
+            steerer(torch.zeros(1, mapper.num_ws, mapper.w_dim), torch.zeros(1, mapper.clip_dim),
+                    torch.ones(1))  # warm up on the side, as for the generator
+            return steerer
 
     def _accelerate(self, kind: str, net):
         """The stage's backend for ``net`` when the stage runs accelerated, else None (torch)."""
         stage = {"generator": "synthesize", "mapper": "map"}[kind]
-        backend = self.stages.backends.get(stage, "torch")
+        backend = self.pipeline.backends.get(stage, "torch")
         if backend == "torch":
             return None
-        from exporters.onnx_stages import stage_specs
-        from livesound.live.backends import make_backend
-
         export_in_child(kind, self._paths[kind], stage, backend)  # fills the cache; the call below hits it
-        specs = stage_specs(G=net) if kind == "generator" else stage_specs(mapper=net)
-        accelerated = make_backend(stage, backend, net, specs, getattr(self.stages, "backend_threads", 1))
+        module = net if kind == "generator" else net.network
+        runner = make_backend(stage, backend, module, self.pipeline.backend_threads)
         # A new session's first run allocates and initialises its kernels: pay it here, not on the renderer.
-        spec = specs[0]
-        accelerated(*(make(1) for make in spec.inputs.values()))
-        return accelerated
+        if kind == "generator":
+            runner(torch.zeros(1, net.num_ws, net.w_dim))
+        else:
+            runner(torch.zeros(1, net.num_ws, net.w_dim), torch.zeros(1, net.clip_dim), torch.ones(1))
+        return runner
 
     def apply_pending(self) -> bool:
         """Renderer thread, between frames: install a loaded network; True if one took over."""
@@ -112,37 +117,20 @@ class CheckpointSwap:
         if pending is None:
             return False
         t0 = time.perf_counter()
-        kind, net, backend, path = pending
-        use_networks(self.stages, **{kind: net}, backend=backend)
+        kind, net, runner, path = pending
+        stage = {"generator": "synthesize", "mapper": "map"}[kind]
+        if kind == "generator":
+            self.pipeline.replace(generator=net, runners={stage: runner})
+        else:
+            self.pipeline.replace(steerer=net, runners={stage: runner})
         self.swaps += 1
         self.last_apply_ms = (time.perf_counter() - t0) * 1e3
         log.info("livesound swap: now running %s %s (%.1f ms between frames)", kind, path, self.last_apply_ms)
         return True
 
 
-def use_networks(stages, generator=None, mapper=None, backend=None) -> None:
-    """Point the stages at a new generator or mapper (renderer thread). ``backend``: its accelerated stage
-    backend, built on the side; None runs it on torch."""
-    from livesound.live.engine import TorchBackend
-
-    if mapper is not None:
-        stages.mapper_module = mapper
-        stages.mapper_torch = TorchBackend(lambda ws, e, k: mapper.edit(ws, e, k))  # the text path's mapper
-        stages.mapper = backend or stages.mapper_torch
-        stages.backends["map"] = getattr(backend, "name", "torch")
-    if generator is not None:
-        stages.G = generator
-        stages.synthesis = backend or TorchBackend(lambda ws: generator.synthesis(ws, noise_mode=stages.s.noise_mode))
-        stages.backends["synthesize"] = getattr(backend, "name", "torch")
-        stages.reactivity.use_generator(generator, stages.s.truncation_psi)
-        stages.set_seed(stages.seed)
-
-
 def export_in_child(kind: str, path: str, stage: str, backend: str) -> None:
     """Build ``backend``'s cached graph (and engine) for the checkpoint in a child process (see the module)."""
-    import subprocess
-    import sys
-
     r = subprocess.run([sys.executable, "-m", "livesound.rig.swap", kind, path, stage, backend],
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -153,26 +141,11 @@ def export_in_child(kind: str, path: str, stage: str, backend: str) -> None:
 def _export_main(kind: str, path: str, stage: str, backend: str) -> None:
     import os
 
-    import torch
-
     os.nice(19)               # the live process keeps the CPU; the export takes what is left
     torch.set_num_threads(1)
-    from exporters.onnx_stages import stage_specs
-    from livesound.live.backends import make_backend
-
-    if kind == "generator":
-        from livesound.models.stylegan2 import load_generator
-
-        net = load_generator(path)
-        make_backend(stage, backend, net, stage_specs(G=net))
-    else:
-        from livesound.models.mapper import load_mapper
-
-        net = load_mapper(path).eval()
-        make_backend(stage, backend, net, stage_specs(mapper=net))
+    net = load_generator(path) if kind == "generator" else load_mapper(path).eval()
+    make_backend(stage, backend, net)
 
 
 if __name__ == "__main__":
-    import sys
-
     _export_main(*sys.argv[1:5])

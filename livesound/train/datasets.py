@@ -315,7 +315,7 @@ class SpecCache:
         spec = self._compute(path)
         if entry is None:
             return torch.from_numpy(spec)
-        from livesound.checkpoint import atomic_write
+        from livesound.files import atomic_write
 
         half = spec.astype(np.float16)
         atomic_write(entry, lambda tmp: np.save(open(tmp, "wb"), half))

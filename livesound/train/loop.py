@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from livesound.checkpoint import CheckpointError, atomic_write, load_own, save_own
+from livesound.files import atomic_write, write_json
+from livesound.weights.checkpoint import CheckpointError, load_own, save_own
 
 log = logging.getLogger("livesound")
 
@@ -299,7 +300,7 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler, 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler, identity: dict) -> Position:
     """Restore everything ``save_checkpoint`` wrote; refuses a checkpoint of another run's settings."""
-    from livesound.checkpoint import load_state_checked
+    from livesound.weights.checkpoint import load_state_checked
 
     if not path.is_file():
         raise CheckpointError(path, "no checkpoint to resume from (start without --resume)")
@@ -379,7 +380,4 @@ def read_log(run_dir: str | Path) -> list[dict[str, float]]:
     with open(Path(run_dir) / LOG, newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write(Path(path), lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 

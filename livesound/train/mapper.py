@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from livesound.optimize import AUDIO_SCALE, clip_image_embedding
+from livesound.offline.optimize import AUDIO_SCALE, clip_image_embedding
 
 log = logging.getLogger("livesound")
 
@@ -79,7 +79,7 @@ def text_targets(clip, prompts: Sequence[str]) -> TargetPool:
 
 def audio_targets(encoder, paths: Sequence[Path], batch: int = 16) -> TargetPool:
     """Each clip through the paper's preprocessing (centre crop) and ``encoder``, unit norm."""
-    from livesound.embed import EmbedOptions, embed_files
+    from livesound.offline.embed import EmbedOptions, embed_files
 
     if not paths:
         return _empty(encoder.embed_dim)
@@ -108,7 +108,7 @@ _SEED = re.compile(r"^seed (\d+) \(truncation ([0-9.eE+-]+)\)$")
 
 def distill_targets(folder: Path, G, clip, encoder) -> Distill:
     """Triples from ``livesound optimize`` results under ``folder`` (see the module docstring)."""
-    from livesound.optimize import audio_embedding
+    from livesound.offline.optimize import audio_embedding
 
     folder = Path(folder)
     results = sorted(folder.glob("*/result.npy"))

@@ -100,7 +100,7 @@ def _say(cmd: str, text: str) -> None:
 
 def _models(args, cmd: str, need_encoder: bool):
     from livesound.models.clip import ClipModel
-    from livesound.presets import clip_from_preset, encoder_from_preset, generator_from_preset, load_preset
+    from livesound.models.presets import clip_from_preset, encoder_from_preset, generator_from_preset, load_preset
 
     preset = load_preset(args.preset)
     G = generator_from_preset(preset, args.generator, device=args.device)
@@ -117,8 +117,8 @@ def _models(args, cmd: str, need_encoder: bool):
 
 def cmd_optimize(args) -> int:
     from livesound.audio.io import check_readable
-    from livesound.optimize import OptimizeConfig, parse_mix, source_latent
-    from livesound.optimize_io import audio_files, is_complete, run_targets, slug
+    from livesound.offline.optimize import OptimizeConfig, parse_mix, source_latent
+    from livesound.offline.targets import audio_files, is_complete, run_targets, slug
 
     if not args.audio and not args.text:
         raise ValueError("give a target: --audio FILE|DIR, --text TEXT, or both with --mix")
@@ -170,8 +170,8 @@ def cmd_optimize(args) -> int:
 
 def _target_spec(name: str, audio: Path | None, text: str | None, mix, G, clip, encoder):
     """A lazily built target: the audio is encoded only if the target is not already done."""
-    from livesound.optimize import Target, TargetPart, audio_embedding, mixed_parts, text_embedding
-    from livesound.optimize_io import TargetSpec
+    from livesound.offline.optimize import Target, TargetPart, audio_embedding, mixed_parts, text_embedding
+    from livesound.offline.targets import TargetSpec
 
     def make() -> Target:
         emb, labels = {}, {}
@@ -188,10 +188,10 @@ def _target_spec(name: str, audio: Path | None, text: str | None, mix, G, clip, 
 
 
 def cmd_interpolate(args) -> int:
-    from livesound.generate import load_latents
-    from livesound.interpolate import interpolate, render_path
-    from livesound.optimize_io import write_npy
-    from livesound.presets import generator_from_preset, load_preset
+    from livesound.offline.generate import load_latents
+    from livesound.offline.interpolate import interpolate, render_path
+    from livesound.offline.targets import write_npy
+    from livesound.models.presets import generator_from_preset, load_preset
 
     preset = load_preset(args.preset)
     G = generator_from_preset(preset, args.generator, device=args.device)
@@ -209,8 +209,8 @@ def cmd_interpolate(args) -> int:
 
 def cmd_latent_agreement(args) -> int:
     from livesound.eval.latent_agreement import format_table, labelled_files, latent_agreement
-    from livesound.optimize import OptimizeConfig, source_latent
-    from livesound.optimize_io import write_json
+    from livesound.offline.optimize import OptimizeConfig, source_latent
+    from livesound.offline.targets import write_json
 
     files = labelled_files(args.data, args.csv)
     if args.batch < 1:

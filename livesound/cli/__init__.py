@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = _sub(subs, "presets", "list the named presets", "livesound presets")
     pr.add_argument("--json", action="store_true", help="print the presets as JSON")
 
-    from livesound import cli_offline, cli_train
+    from livesound.cli import offline as cli_offline, train as cli_train
 
     cli_offline.add_parsers(subs, _Formatter, _sub)
     cli_train.add_parsers(subs, _sub)
@@ -188,12 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from livesound.audio.io import AudioError
-    from livesound.checkpoint import CheckpointError
-    from livesound.presets import PresetError
+    from livesound.weights.checkpoint import CheckpointError
+    from livesound.models.presets import PresetError
 
     if args.command == "eval" and args.eval_what is None:
         parser.parse_args(["eval", "--help"])
-    from livesound import cli_offline, cli_train
+    from livesound.cli import offline as cli_offline, train as cli_train
 
     commands = {"generate": cmd_generate, "live": cmd_live, "embed": cmd_embed, "export": cmd_export,
                 "bench": cmd_bench, "optimize": cli_offline.cmd_optimize, "interpolate": cli_offline.cmd_interpolate,
@@ -213,8 +213,8 @@ def cmd_generate(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from livesound.generate import grid, load_latents, parse_seeds, render, save_png
-    from livesound.presets import generator_from_preset, load_preset
+    from livesound.offline.generate import grid, load_latents, parse_seeds, render, save_png
+    from livesound.models.presets import generator_from_preset, load_preset
 
     if args.batch < 1:
         raise ValueError("--batch must be at least 1")
@@ -254,8 +254,8 @@ def cmd_live(args) -> int:
     import json
     import os
 
-    from livesound.live.build import LiveOptions, build_stages, open_source
-    from livesound.live.session import run_headless
+    from livesound.live.build import LiveOptions, build_pipeline, open_source
+    from livesound.rig.headless import run_headless
     from livesound.rig.rig import Rig, RigOptions
 
     opts = LiveOptions(preset=args.preset, source=args.source, device=args.device, generator=args.generator,
@@ -277,7 +277,7 @@ def cmd_live(args) -> int:
         raise ValueError(f"{opts.source}: no such audio file (sources: auto, mic, synth, or a file)")
     # Open the device before building the networks: a missing device is told at once.
     source = open_source(opts) if live_source else None
-    stages = build_stages(opts)
+    stages = build_pipeline(opts)
     if headless:
         stats = run_headless(stages, opts, args.frames, Path(args.out), args.hop_fps, source=source,
                              rig_opts=rig_opts, record=Path(args.record) if args.record else None)
@@ -298,7 +298,7 @@ def cmd_live(args) -> int:
         if code:
             return code
     if args.stats:
-        from livesound.checkpoint import atomic_write
+        from livesound.weights.checkpoint import atomic_write
 
         atomic_write(Path(args.stats), lambda tmp: tmp.write_text(json.dumps(stats, indent=2) + "\n"))
     return 130 if stats.get("interrupted") else 0
@@ -318,8 +318,8 @@ def cmd_export(args) -> int:
                                 batch=(1, 1, args.max_batch), timing_cache=out / "timing.cache")
             print(f"livesound export: {g.name} -> {info.get('engine', g.with_suffix('.engine').name)}")
         return 0
-    from exporters.onnx_stages import export_all
-    from livesound.presets import encoder_from_preset, generator_from_preset, load_preset
+    from exporters.onnx import export_all
+    from livesound.models.presets import encoder_from_preset, generator_from_preset, load_preset
 
     G = encoder = mapper = None
     if args.generator or args.encoder or args.mapper:
@@ -357,12 +357,12 @@ def cmd_bench(args) -> int:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     if args.what == "latency":
-        from livesound.bench_latency import plot_latency as plot, run_latency_bench
+        from livesound.bench.latency import plot_latency as plot, run_latency_bench
 
         result = run_latency_bench(args.preset, args.seconds, args.path, args.blocksize, args.latency,
                                    backend=args.backend, log=log)
     elif args.stages == "generator":
-        from livesound.bench_generator import parse_sizes, plot_generator as plot, run_generator_bench, \
+        from livesound.bench.generator import parse_sizes, plot_generator as plot, run_generator_bench, \
             run_generator_sizes
 
         if args.sizes and args.generator:
@@ -375,7 +375,7 @@ def cmd_bench(args) -> int:
     else:
         if args.generator:
             raise ValueError("--generator needs --stages generator (a whole frame runs the preset's networks)")
-        from livesound.bench import plot, run_bench
+        from livesound.bench.stages import plot, run_bench
 
         result = run_bench(args.preset, backends, args.frames, args.warmup, threads, log=log)
     out = Path(args.json)
@@ -397,9 +397,9 @@ def cmd_embed(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from livesound.checkpoint import atomic_write
-    from livesound.embed import EmbedOptions, embed_files, top_labels
-    from livesound.presets import clip_from_preset, encoder_from_preset, load_preset
+    from livesound.weights.checkpoint import atomic_write
+    from livesound.offline.embed import EmbedOptions, embed_files, top_labels
+    from livesound.models.presets import clip_from_preset, encoder_from_preset, load_preset
 
     from livesound.audio.io import check_readable
 
@@ -452,7 +452,7 @@ def cmd_list_devices() -> int:
 
 
 def cmd_convert(args) -> int:
-    from livesound.models.stylegan2_formats import convert_generator
+    from livesound.models.stylegan2 import convert_generator
 
     dst = Path(args.dst)
     if dst.suffix != ".safetensors":
@@ -465,7 +465,7 @@ def cmd_convert(args) -> int:
 def cmd_presets(args) -> int:
     import json
 
-    from livesound.presets import list_presets, models_dir
+    from livesound.models.presets import list_presets, models_dir
 
     presets = list_presets()
     if args.json:

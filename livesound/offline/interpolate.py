@@ -64,7 +64,8 @@ def render_path(G, ws_path: torch.Tensor, out_dir: str | Path, video: str | Path
     The video goes through ``livesound.recording.Recorder`` (.mp4/.mkv/.mov via PyAV), whose queue here
     holds the whole path so that no frame is ever dropped (memory: S frames at worst).
     """
-    from livesound.generate import render, save_png
+    from livesound.files import save_png
+    from livesound.offline.generate import render
     from livesound.recording import Recorder
 
     if ws_path.ndim != 3 or ws_path.shape[1:] != (G.num_ws, G.w_dim):

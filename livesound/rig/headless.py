@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 
 from livesound.live.build import LiveOptions, open_source
-from livesound.live.engine import LiveEngine, Stages, run_fixed_step
+from livesound.live.pipeline import Pipeline, run_fixed_step
+from livesound.live.engine import LiveEngine
 from livesound.live.shutdown import stop_requested
 
 log = logging.getLogger("livesound")
 
 
-def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_fps: float = 30.0,
+def run_headless(stages: Pipeline, opts: LiveOptions, frames: int, out: Path, hop_fps: float = 30.0,
                  source=None, rig_opts=None, record: Path | None = None) -> dict:
     """Render ``frames`` PNGs into ``out`` (and every frame into the video ``record``, if given). A file
     source steps its audio by a fixed hop per frame (the same frames on every run); the microphone and
@@ -52,7 +53,7 @@ def run_headless(stages: Stages, opts: LiveOptions, frames: int, out: Path, hop_
 
 
 def _save(frame_rgb, path: Path, recorder) -> None:
-    from livesound.generate import save_png
+    from livesound.files import save_png
 
     save_png(frame_rgb, path)
     if recorder is not None:

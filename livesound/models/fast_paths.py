@@ -2,7 +2,7 @@
 
 ``benchmarks/bench_generator_techniques.py`` weighs each technique on its own and cumulatively; the ones that
 won there are the defaults of ``FastPaths`` and are what ``livesound bench --stages generator`` and the live
-engine run. Measured (process CPU time per 256 px frame, 1 thread, cm 1): fused epilogue -4 %, channels-last
+engine run (``torch.compile`` is a backend: `livesound.live.backends.torch_stage.compile_synthesis`). Measured (process CPU time per 256 px frame, 1 thread, cm 1): fused epilogue -4 %, channels-last
 -5 %, both -12 %; the folded FIR +50 % (a stride-2 transposed 3x3 followed by the 4x4 blur becomes a 6x6
 kernel: 4x the multiply-adds of the upsampling convolutions, which the cheap depthwise blur never cost), so
 it stays an option, off. ``livesound.models.stylegan2`` documents the arithmetic of each; every one keeps
@@ -69,16 +69,3 @@ def retain_freed_memory(bytes_: int = 1 << 30) -> bool:
     if not ok:
         log.info("livesound: mallopt refused the heap retention settings; left as they were")
     return ok
-
-
-def compile_synthesis(G, noise_mode: str = "const"):
-    """``torch.compile`` (inductor; on the CPU it needs a C++ compiler) of ``G.synthesis`` for one noise mode.
-
-    Compiling happens lazily on the first call, which takes minutes for a 256 px generator on 2 cores.
-    """
-    compiled = torch.compile(lambda ws: G.synthesis(ws, noise_mode=noise_mode), dynamic=False)
-
-    def run(ws: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return compiled(ws)
-    return run

@@ -168,7 +168,7 @@ def _dataset(args, folds: str | None = None):
 
 def _clip(args, cmd: str, device="cpu"):
     from livesound.models.clip import DEFAULT_MODEL, DEFAULT_WEIGHTS, ClipModel
-    from livesound.presets import clip_from_preset, load_preset
+    from livesound.models.presets import clip_from_preset, load_preset
 
     if args.clip is not None:
         return ClipModel.load(args.clip_model, args.clip, device=device)
@@ -263,7 +263,7 @@ def cmd_train_mapper(args) -> int:
     import torch
 
     from livesound.models.mapper import MapperConfig, build_mapper, load_mapper
-    from livesound.presets import encoder_from_preset, generator_from_preset, load_preset
+    from livesound.models.presets import encoder_from_preset, generator_from_preset, load_preset
     from livesound.train import loop
     from livesound.train.mapper import (MapperTask, MapperTrainConfig, audio_targets, distill_targets, merge,
                                         mapper_optimizer, text_targets)
@@ -334,7 +334,7 @@ def _eval_embeddings(args, cmd: str):
     from tqdm import tqdm
 
     from livesound.eval.zero_shot import embed_clips
-    from livesound.presets import encoder_from_preset, load_preset
+    from livesound.models.presets import encoder_from_preset, load_preset
     from livesound.train.datasets import SpecCache
 
     ds = _dataset(args)
@@ -345,7 +345,7 @@ def _eval_embeddings(args, cmd: str):
 
         encoder = load_audio_encoder(args.encoder)
     else:  # the preset's encoder, else the paper's released one from the models folder
-        from livesound.presets import Preset
+        from livesound.models.presets import Preset
 
         preset = load_preset(args.preset) if args.preset else Preset("paper", "the paper's encoder", generator={})
         encoder = encoder_from_preset(preset)
@@ -358,7 +358,7 @@ def _eval_embeddings(args, cmd: str):
 
 def _write_report(out: Path, report: dict, markdown: str, cmd: str) -> None:
     from livesound.train.loop import write_json
-    from livesound.checkpoint import atomic_write
+    from livesound.weights.checkpoint import atomic_write
 
     write_json(out, report)
     md = out.with_suffix(".md")
@@ -411,11 +411,11 @@ def cmd_linear_probe(args) -> int:
 
 def cmd_mapper_eval(args) -> int:
     from livesound.eval.mapper_eval import EvalTarget, format_markdown, mapper_vs_optimisation
-    from livesound.generate import parse_seeds
+    from livesound.offline.generate import parse_seeds
     from livesound.live.build import mapper_from_preset
-    from livesound.optimize import OptimizeConfig, audio_embedding
-    from livesound.optimize_io import audio_files
-    from livesound.presets import encoder_from_preset, generator_from_preset, load_preset
+    from livesound.offline.optimize import OptimizeConfig, audio_embedding
+    from livesound.offline.targets import audio_files
+    from livesound.models.presets import encoder_from_preset, generator_from_preset, load_preset
 
     prompts = _prompts(args.prompts)
     files = audio_files(args.audio) if args.audio else []

@@ -107,7 +107,7 @@ class Source:
 def source_latent(G, seed: int | None = None, latent: str | Path | None = None, mean: bool = False,
                   truncation: float = 0.7, index: int = 0) -> Source:
     """The starting latent: a saved w+ (``latent``, row ``index``), the mean latent, or a seed at ``truncation``."""
-    from livesound.generate import load_latents
+    from livesound.offline.generate import load_latents
 
     if sum((seed is not None, latent is not None, bool(mean))) > 1:
         raise ValueError("give one source: a seed, a saved latent or the mean latent")
@@ -146,7 +146,7 @@ class Target:
 
 def audio_embedding(encoder, path: str | Path) -> torch.Tensor:
     """The paper's preprocessing of one file, through ``encoder``, unit norm: [D]."""
-    from livesound.embed import features_for
+    from livesound.offline.embed import features_for
 
     device = next(encoder.parameters()).device
     with torch.no_grad():
@@ -240,7 +240,7 @@ def optimize(G, clip, source: Source, targets: Sequence[Target], cfg: OptimizeCo
     """
     from tqdm import tqdm
 
-    from livesound.generate import to_uint8
+    from livesound.offline.generate import to_uint8
 
     if not targets:
         raise ValueError("no targets to optimise")

@@ -17,18 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livesound.bench.stats import figure, summary_ms
+
 REPORT_STAGES = ("features", "encoder", "mapper", "generator", "total")
 
 
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-
-
-def _percentiles(ms: list[float]) -> dict[str, float]:
-    v = np.asarray(ms, float)
-    return {"p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
-            "p99_ms": float(np.percentile(v, 99)), "mean_ms": float(v.mean())}
 
 
 def time_backend(stages, frames: int, warmup: int, hop: int = 1470, progress: bool = False) -> dict:
@@ -63,7 +59,7 @@ def time_backend(stages, frames: int, warmup: int, hop: int = 1470, progress: bo
             for name, a, b in (("features", 0, 1), ("encoder", 1, 2), ("mapper", 2, 3), ("generator", 3, 4),
                                ("total", 0, 5)):
                 times[name].append((marks[b] - marks[a]) * 1e3)
-    report = {"stages": {k: _percentiles(v) for k, v in times.items()}}
+    report = {"stages": {k: summary_ms(v) for k, v in times.items()}}
     report["fps"] = 1e3 / report["stages"]["total"]["mean_ms"]
     report["_total_ms"] = times["total"]
     return report
@@ -84,7 +80,7 @@ def machine_info(threads: int) -> dict:
 def run_bench(preset: str, backends: list[str], frames: int, warmup: int, threads: int,
               progress: bool = True, log=print) -> dict:
     from livesound.live.backends import BACKENDS
-    from livesound.live.build import LiveOptions, build_stages
+    from livesound.live.build import LiveOptions, build_pipeline
 
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
@@ -95,7 +91,7 @@ def run_bench(preset: str, backends: list[str], frames: int, warmup: int, thread
               "settings": {"hop_samples": 1470, "batch": 1, "precision": "fp32", "audio": "chirp"}}
     for name in backends:
         log(f"livesound bench: {name}: building stages")
-        stages = build_stages(LiveOptions(preset=preset, backend=name, backend_threads=threads))
+        stages = build_pipeline(LiveOptions(preset=preset, backend=name, backend_threads=threads))
         result["backends"][name] = time_backend(stages, frames, warmup, progress=progress)
         r = result["backends"][name]
         log(f"livesound bench: {name}: {r['fps']:.1f} fps, frame p50 {r['stages']['total']['p50_ms']:.1f} ms, "

@@ -14,11 +14,11 @@ import pickletools
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import torch
 
-from livesound.checkpoint import CheckpointError
+from livesound.weights.checkpoint import CheckpointError
 
 MAX_PICKLE_STACK = 50_000  # items on the unpickler's stack at once; network pickles stay near a thousand
 
@@ -63,9 +63,10 @@ def check_torch_zip(path: Path) -> None:
 
 
 def check_shapes_before_building(build: Callable[[], torch.nn.Module], state: dict[str, torch.Tensor],
-                                 source: Path | str) -> None:
+                                 source: Path | str, optional: Collection[str] = ()) -> None:
     """Build the model on the meta device (no memory) and refuse the file unless every tensor the model needs
-    is in ``state`` with the same shape: so a config declaring a huge model cannot allocate it."""
+    is in ``state`` with the same shape: so a config declaring a huge model cannot allocate it. Tensors named
+    in ``optional`` may be absent (the caller fills them)."""
     try:
         with torch.device("meta"), _registration_budget(4 * len(state) + 256):
             expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
@@ -75,7 +76,7 @@ def check_shapes_before_building(build: Callable[[], torch.nn.Module], state: di
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckpointError(source, f"the config does not describe a buildable model ({type(e).__name__}: "
                                       f"{first})") from None
-    missing = [k for k in expected if k not in state]
+    missing = [k for k in expected if k not in state and k not in optional]
     wrong = [f"{k} {list(state[k].shape)} (expected {list(s)})" for k, s in expected.items()
              if k in state and tuple(state[k].shape) != s]
     if missing or wrong:

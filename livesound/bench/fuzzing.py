@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from livesound.audio.io import AudioError
-from livesound.checkpoint import CheckpointError
+from livesound.weights.checkpoint import CheckpointError
 
 INTERESTING = (0x00, 0x01, 0x7F, 0x80, 0xFF)
 HUGE = 10**12

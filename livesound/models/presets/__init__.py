@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-PRESET_DIR = "presets"
 NOISE_MODES = ("const", "random", "none")
 
 
@@ -41,7 +40,7 @@ def models_dir() -> Path:
 
 
 def list_presets() -> list[Preset]:
-    files = sorted(p.name for p in resources.files("livesound").joinpath(PRESET_DIR).iterdir()
+    files = sorted(p.name for p in resources.files(__name__).iterdir()
                    if p.name.endswith(".json"))
     return [load_preset(f[:-5]) for f in files]
 
@@ -52,9 +51,9 @@ def load_preset(name_or_path: str) -> Preset:
     if path.suffix == ".json" and path.is_file():
         text, where = path.read_text(), str(path)
     else:
-        res = resources.files("livesound").joinpath(PRESET_DIR, f"{name_or_path}.json")
+        res = resources.files(__name__).joinpath(f"{name_or_path}.json")
         if not res.is_file():
-            names = [p.name[:-5] for p in resources.files("livesound").joinpath(PRESET_DIR).iterdir()
+            names = [p.name[:-5] for p in resources.files(__name__).iterdir()
                      if p.name.endswith(".json")]
             raise PresetError(f"unknown preset {name_or_path!r}; available: {', '.join(sorted(names))}")
         text, where = res.read_text(), f"preset {name_or_path}"

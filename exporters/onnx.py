@@ -143,6 +143,12 @@ def export_graph(spec: GraphSpec, out_dir: Path, fp16: bool = False, check: bool
     return report
 
 
+def export_generator(G, out_dir: Path, fp16: bool = False) -> dict:
+    """``out_dir/generator.onnx``: the generator's synthesis (w+ -> image, stored noise baked in), checked."""
+    spec = next(s for s in stage_specs(G=G) if s.name == "generator")
+    return export_graph(spec, out_dir, fp16=fp16)
+
+
 def parity(spec: GraphSpec, path: Path, fp16: bool = False) -> dict:
     """Run the graph in ONNX Runtime (CPU) against the fp32 torch module for batches 1 and 3; raise above
     the stage's tolerance (x20 for fp16)."""
@@ -180,7 +186,7 @@ def export_all(out_dir: Path, G=None, encoder=None, mapper=None, fp16: bool = Fa
             log(f"{Path(r['path']).name}: max abs error {r['max_abs_error']:.3g}, "
                 f"relative {r['max_rel_error']:.3g} (tolerance {r['tolerance']:.3g})")
             reports.append(r)
-    from livesound.checkpoint import atomic_write
+    from livesound.files import atomic_write
 
     atomic_write(Path(out_dir) / "export.json",
                  lambda tmp: tmp.write_text(json.dumps(reports, indent=2) + "\n"))

@@ -1,11 +1,14 @@
-"""Foreign StyleGAN2 checkpoints renamed into ``livesound.models.stylegan2``'s layout, read safely.
+"""StyleGAN2 generator checkpoints read safely into plain data: a config dict and tensors in livesound's names.
 
 Formats, recognised by content (the extension only breaks a tie):
 - livesound safetensors (``livesound_kind = generator``);
 - rosinality ``.pt``: ``torch.save({"g_ema": state_dict, "latent_avg"?: w, ...})``, read with
   ``torch.load(weights_only=True)``;
-- NVIDIA StyleGAN2-ADA ``.pkl``: ``{"G_ema": persistent Generator, ...}``, read by ``livesound.safe_pickle``.
-The architecture is inferred from tensor names and shapes, so no foreign config is trusted blindly.
+- NVIDIA StyleGAN2-ADA ``.pkl``: ``{"G_ema": persistent Generator, ...}``, read by ``livesound.weights.safe_pickle``.
+The architecture is inferred from tensor names and shapes, so no foreign config is trusted blindly. The result
+is data only (``livesound.models.stylegan2.load_generator`` builds the network from it): a checkpoint that stores
+no average w comes back without ``mapping.w_avg``, and the model side estimates it once the file has passed every
+check.
 """
 
 from __future__ import annotations
@@ -18,21 +21,18 @@ from pathlib import Path
 
 import torch
 
-from livesound.checkpoint import CheckpointError, is_safetensors, load_own
-from livesound.models.stylegan2 import Generator, GeneratorConfig, MappingNetwork
+from livesound.weights.checkpoint import CheckpointError, is_safetensors, load_own
+from livesound.weights.safe_pickle import PersistentObject, UnsafePickleError, safe_load_pickle
+from livesound.weights.untrusted import check_torch_zip
 
 # The first bytes of torch's legacy (pre-zip) serialisation: the pickled magic number.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 ROSINALITY_LR_MUL = 0.01  # rosinality's Generator(lr_mlp=0.01); its state dict cannot tell
 
 
-def read_generator_checkpoint(path: Path, mapping_lr_mul: float | None = None
-                              ) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
-    """(config, state in livesound's names); ``mapping_lr_mul`` overrides what the file says or implies."""
-    return _read(Path(path), mapping_lr_mul)
-
-
-def _read(path: Path, mapping_lr_mul: float | None) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+def read_generator_checkpoint(path: Path | str, mapping_lr_mul: float | None = None
+                              ) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config dict, state in livesound's names); ``mapping_lr_mul`` overrides what a rosinality file implies."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "no such file")
@@ -42,10 +42,9 @@ def _read(path: Path, mapping_lr_mul: float | None) -> tuple[GeneratorConfig, di
         raise CheckpointError(path, f"empty or truncated file ({path.stat().st_size} bytes)")
     if is_safetensors(path):
         config, state = load_own(path, "generator")
-        try:
-            return GeneratorConfig.from_dict(config), state
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(path, f"bad generator config ({e})") from None
+        if not isinstance(config, dict):
+            raise CheckpointError(path, f"bad generator config (a JSON {type(config).__name__}, not an object)")
+        return config, state
     try:
         if head.startswith(b"PK\x03\x04") or head.startswith(_LEGACY_TORCH_MAGIC):
             return _from_rosinality(path, _torch_load(path), mapping_lr_mul)
@@ -59,8 +58,6 @@ def _read(path: Path, mapping_lr_mul: float | None) -> tuple[GeneratorConfig, di
 
 def _torch_load(path: Path) -> dict:
     import argparse
-
-    from livesound.untrusted import check_torch_zip
 
     if zipfile.is_zipfile(path):
         check_torch_zip(path)  # declared record sizes against the file's bytes, before torch reads any
@@ -81,8 +78,6 @@ def _torch_load(path: Path) -> dict:
 
 
 def _nvidia_load(path: Path) -> dict:
-    from livesound.safe_pickle import UnsafePickleError, safe_load_pickle
-
     try:
         with open(path, "rb") as f:
             obj = safe_load_pickle(f)
@@ -104,7 +99,7 @@ def _nvidia_load(path: Path) -> dict:
 # ---------------------------------------------------------------------------------------------- rosinality
 
 def _from_rosinality(path: Path, ckpt: dict, mapping_lr_mul: float | None = None
-                     ) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+                     ) -> tuple[dict, dict[str, torch.Tensor]]:
     sd = ckpt.get("g_ema")
     if sd is None:
         if "G_ema" in ckpt or "state_dict" in ckpt:
@@ -124,10 +119,10 @@ def _from_rosinality(path: Path, ckpt: dict, mapping_lr_mul: float | None = None
     channels = [sd["input.input"].shape[1]] + [sd[f"to_rgbs.{k}.conv.weight"].shape[2] for k in range(n_up)]
     taps = _taps(sd.get("to_rgbs.0.upsample.kernel"), gain=4.0) if n_up else [1.0, 3.0, 3.0, 1.0]
     lr_mul = mapping_lr_mul or getattr(ckpt.get("args"), "lr_mlp", None)  # forks with lr_mlp save it in args
-    cfg = GeneratorConfig(resolution=4 * 2**n_up, z_dim=sd["style.1.weight"].shape[1], w_dim=w_dim,
-                          mapping_layers=n_mlp, channels=channels,
-                          mapping_lr_mul=float(lr_mul) if isinstance(lr_mul, (int, float)) else ROSINALITY_LR_MUL,
-                          img_channels=_get(path, sd, "to_rgb1.conv.weight").shape[1], blur_kernel=taps)
+    cfg = {"resolution": 4 * 2**n_up, "z_dim": sd["style.1.weight"].shape[1], "w_dim": w_dim,
+           "mapping_layers": n_mlp, "channels": channels,
+           "mapping_lr_mul": float(lr_mul) if isinstance(lr_mul, (int, float)) else ROSINALITY_LR_MUL,
+           "img_channels": _get(path, sd, "to_rgb1.conv.weight").shape[1], "blur_kernel": taps}
 
     out: dict[str, torch.Tensor] = {}
     for i in range(n_mlp):
@@ -153,9 +148,7 @@ def _from_rosinality(path: Path, ckpt: dict, mapping_lr_mul: float | None = None
         _warn_if_lr_mul_unlikely(path, [sd[f"style.{i + 1}.weight"] for i in range(n_mlp)])
     latent_avg = ckpt.get("latent_avg")
     if isinstance(latent_avg, torch.Tensor) and latent_avg.numel() == w_dim:
-        out["mapping.w_avg"] = latent_avg.reshape(w_dim).float()
-    else:
-        out["mapping.w_avg"] = estimate_w_avg(cfg, out)
+        out["mapping.w_avg"] = latent_avg.reshape(w_dim)
     return cfg, out
 
 
@@ -170,22 +163,9 @@ def _warn_if_lr_mul_unlikely(path: Path, weights: list[torch.Tensor]) -> None:
                       f"`livesound convert --mapping-lr-mul X`)", stacklevel=4)
 
 
-def estimate_w_avg(cfg: GeneratorConfig, state: dict[str, torch.Tensor], n: int = 4096, seed: int = 0
-                   ) -> torch.Tensor:
-    """Mean w of ``n`` seeded z (rosinality's ``mean_latent``) for checkpoints that store no average."""
-    mapping = MappingNetwork(cfg)
-    mapping.load_state_dict({k[len("mapping."):]: v for k, v in state.items() if k.startswith("mapping.")
-                             and k != "mapping.w_avg"}, strict=False)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        return mapping(torch.randn(n, cfg.z_dim, generator=gen))[:, 0].mean(0)
-
-
 # ---------------------------------------------------------------------------------------------- NVIDIA
 
-def _from_nvidia(path: Path, snapshot: dict) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
-    from livesound.safe_pickle import PersistentObject
-
+def _from_nvidia(path: Path, snapshot: dict) -> tuple[dict, dict[str, torch.Tensor]]:
     G = snapshot.get("G_ema", snapshot.get("G"))
     if not isinstance(G, PersistentObject):
         raise CheckpointError(path, f"no 'G_ema' network in the pickle (keys: {sorted(map(str, snapshot))[:8]})")
@@ -212,12 +192,12 @@ def _from_nvidia(path: Path, snapshot: dict) -> tuple[GeneratorConfig, dict[str,
         lr_mul = (kwargs.get("mapping_kwargs") or {}).get("lr_multiplier", 0.01)
     conv_clamp = syn_kwargs.get("conv_clamp")
     filt = sd.get(f"synthesis.b{res[1]}.resample_filter") if len(res) > 1 else None
-    cfg = GeneratorConfig(resolution=res[-1], z_dim=z_dim, w_dim=w_dim, c_dim=c_dim, mapping_layers=n_fc,
-                          mapping_lr_mul=float(lr_mul), channels=channels,
-                          img_channels=sd[f"synthesis.b{res[0]}.torgb.weight"].shape[0],
-                          conv_clamp=float(conv_clamp) if conv_clamp is not None else None,
-                          blur_kernel=_taps(filt, gain=1.0) if filt is not None else [1.0, 3.0, 3.0, 1.0])
-    if cfg.resolution != 4 * 2 ** (len(res) - 1):
+    cfg = {"resolution": res[-1], "z_dim": z_dim, "w_dim": w_dim, "c_dim": c_dim, "mapping_layers": n_fc,
+           "mapping_lr_mul": float(lr_mul), "channels": channels,
+           "img_channels": sd[f"synthesis.b{res[0]}.torgb.weight"].shape[0],
+           "conv_clamp": float(conv_clamp) if conv_clamp is not None else None,
+           "blur_kernel": _taps(filt, gain=1.0) if filt is not None else [1.0, 3.0, 3.0, 1.0]}
+    if res[-1] != 4 * 2 ** (len(res) - 1):
         raise CheckpointError(path, f"synthesis blocks {res} do not double from 4 px")
 
     out: dict[str, torch.Tensor] = {}
@@ -268,11 +248,3 @@ def _taps(kernel: torch.Tensor | None, gain: float) -> list[float]:
         raise ValueError("non-separable upsampling filter")
     return [float(v) for v in taps / taps.sum()]
 
-
-def convert_generator(src: Path | str, dst: Path | str, mapping_lr_mul: float | None = None) -> Path:
-    """Write any readable generator checkpoint in livesound's own format."""
-    from livesound.checkpoint import save_own
-    from livesound.models.stylegan2 import load_generator
-
-    G: Generator = load_generator(src, mapping_lr_mul=mapping_lr_mul)
-    return save_own(dst, "generator", G.cfg.to_dict(), G.state_dict())

@@ -2,11 +2,11 @@
 
 Writes issue 5's report shape with only the ``generator`` stage timed (``total`` is the same call: w+ in,
 image tensor out, any conversion a backend needs included), plus ``achieved_gflops`` and
-``fraction_of_peak`` per backend. The work per frame is ``livesound.flops.generator_flops`` (the network's own
+``fraction_of_peak`` per backend. The work per frame is ``livesound.bench.flops.generator_flops`` (the network's own
 multiply-adds, not what an implementation executes); the peak is measured in the same run with the same
-threads (``livesound.flops.measure_peak_gflops``). Achieved GFLOP/s use the median frame time.
+threads (``livesound.bench.flops.measure_peak_gflops``). Achieved GFLOP/s use the median frame time.
 
-Backends: ``torch`` (eager, inference mode, with the fast paths of ``livesound.fast_generator.FastPaths``),
+Backends: ``torch`` (eager, inference mode, with the fast paths of ``livesound.models.fast_paths.FastPaths``),
 ``torch-plain`` (eager, the plain reference path), ``onnxruntime`` (the cached, parity-checked ONNX graph of
 the live path, exported from the fast-path generator, all graph optimisations) and ``torch-compile``
 (``torch.compile`` of the fast-path generator, inductor on the CPU; needs a C++ compiler and takes minutes to
@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livesound.bench import _percentiles, machine_info
+from livesound.bench.stages import machine_info
+from livesound.bench.stats import summary_ms
 
 GENERATOR_BACKENDS = ("torch", "torch-plain", "onnxruntime", "torch-compile")
 
@@ -34,13 +35,13 @@ def _load(generator, preset: str):
     """A Generator object, a checkpoint path, or None for the preset's generator."""
     if isinstance(generator, torch.nn.Module):
         return generator.eval()
-    from livesound.presets import generator_from_preset, load_preset
+    from livesound.models.presets import generator_from_preset, load_preset
 
     return generator_from_preset(load_preset(preset), generator).eval()
 
 
 def _make_backend(name: str, G, threads: int):
-    from livesound.fast_generator import FastPaths, apply_fast_paths
+    from livesound.models.fast_paths import FastPaths, apply_fast_paths
 
     apply_fast_paths(G, FastPaths.plain() if name == "torch-plain" else FastPaths())
     if name in ("torch", "torch-plain"):
@@ -49,12 +50,11 @@ def _make_backend(name: str, G, threads: int):
                 return G.synthesis(ws, noise_mode="const")
         return run
     if name == "onnxruntime":
-        from exporters.onnx_stages import stage_specs
         from livesound.live.backends import make_backend
 
-        return make_backend("synthesize", "onnxruntime", G, stage_specs(G), threads=threads)
+        return make_backend("synthesize", "onnxruntime", G, threads=threads)
     if name == "torch-compile":
-        from livesound.fast_generator import compile_synthesis
+        from livesound.live.backends.torch_stage import compile_synthesis
 
         return compile_synthesis(G)
     raise ValueError(f"unknown generator backend {name!r}; choose from {', '.join(GENERATOR_BACKENDS)}")
@@ -71,7 +71,7 @@ def time_generator(run, ws: torch.Tensor, frames: int, warmup: int) -> dict:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         ms.append((time.perf_counter() - t0) * 1e3)
-    stats = _percentiles(ms)
+    stats = summary_ms(ms)
     return {"fps": 1e3 / stats["mean_ms"], "stages": {"generator": stats, "total": dict(stats)}, "_total_ms": ms}
 
 
@@ -83,7 +83,7 @@ def run_generator_bench(generator=None, preset: str = "demo", backends=("torch",
     A backend that fails to build (``torch-compile`` without a working compiler, say) is reported under
     ``skipped`` with the reason instead of failing the run.
     """
-    from livesound.flops import generator_flops, measure_peak_gflops
+    from livesound.bench.flops import generator_flops, measure_peak_gflops
 
     unknown = [b for b in backends if b not in GENERATOR_BACKENDS]
     if unknown or not backends:
@@ -149,7 +149,7 @@ def run_generator_sizes(sizes: list[tuple[int, int]], backends, frames: int = 10
     one peak measured at the start of the run."""
     import os
 
-    from livesound.flops import measure_peak_gflops
+    from livesound.bench.flops import measure_peak_gflops
     from livesound.models.stylegan2 import GeneratorConfig, build_generator
 
     threads = threads or os.cpu_count() or 1

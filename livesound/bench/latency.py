@@ -18,7 +18,7 @@ the first frame that reacts to it. The time from the click to that frame being r
 - wait: ring arrival until the renderer starts the frame that includes the click;
 - compute: frame start until the frame is ready (the renderer's smooth, map, synthesize, to_rgb8).
 
-Threads: the engine's (see ``livesound.live.engine``) plus the source's; this module adds none. The engine's
+Threads: the engine's (see ``livesound.live.pipeline``) plus the source's; this module adds none. The engine's
 frame slot is wrapped to record each frame as the renderer puts it (nothing is missed by polling), and the
 ring's ``write`` to log arrivals into preallocated arrays (it runs on the audio thread).
 """
@@ -184,8 +184,8 @@ def run_latency_bench(preset: str = "demo", seconds: float = 10.0, path: str = "
     capture path and measure onset to frame-ready per click (module docstring). Real time: it takes
     about ``lead + seconds + 0.5`` s plus building the stages. ``latency`` and ``pin_threads`` default to
     what ``livesound live`` uses, so the figure is the one a performer gets."""
-    from livesound.bench import machine_info
-    from livesound.live.build import LiveOptions, build_stages
+    from livesound.bench.stages import machine_info
+    from livesound.live.build import LiveOptions, build_pipeline
 
     if path not in PATHS:
         raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
@@ -202,7 +202,7 @@ def run_latency_bench(preset: str = "demo", seconds: float = 10.0, path: str = "
             log(f"livesound bench latency: {note}; using a file source paced in real time")
     audio, planted = click_train(seconds, period, lead)
     log(f"livesound bench latency: building the {preset!r} stages")
-    stages = build_stages(LiveOptions(preset=preset, backend=backend))
+    stages = build_pipeline(LiveOptions(preset=preset, backend=backend))
     with tempfile.TemporaryDirectory(prefix="livesound-latency-") as tmp:
         wav = Path(tmp) / "clicks.wav"
         import soundfile as sf
@@ -218,7 +218,7 @@ def run_latency_bench(preset: str = "demo", seconds: float = 10.0, path: str = "
                     raise
                 path, note = "file", f"the pulseaudio path failed ({type(e).__name__}: {e})"
                 log(f"livesound bench latency: {note}; using a file source paced in real time")
-                stages = build_stages(LiveOptions(preset=preset, backend=backend))  # fresh envelope and state
+                stages = build_pipeline(LiveOptions(preset=preset, backend=backend))  # fresh envelope and state
         if run is None:
             run = _run_file(stages, wav, len(audio), blocksize, pin_threads)
     result = _analyse(run, planted if path == "file" else None)

@@ -41,7 +41,7 @@ log = logging.getLogger("livesound")
 STATES = ("connecting", "ok", "lost", "reconnecting", "stopped")
 
 
-class ResilientMic(AudioSource):
+class Microphone(AudioSource):
     """An input device captured in a child process, reconnected with backoff after a loss.
 
     ``device`` is resolved here (index, part of a name, or None for the default) so a wrong name fails at once
@@ -82,7 +82,7 @@ class ResilientMic(AudioSource):
         return self._thread is not None and self._thread.is_alive()
 
     # -- caller's thread --------------------------------------------------------------------------------------
-    def start(self) -> "ResilientMic":
+    def start(self) -> "Microphone":
         """Open the device (raises AudioError when the first child cannot), then supervise it."""
         if self.running:
             return self

@@ -84,11 +84,3 @@ def grid(images: Sequence[np.ndarray], cols: int | None = None) -> np.ndarray:
         out[r * h:(r + 1) * h, q * w:(q + 1) * w] = im
     return out
 
-
-def save_png(img: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    from livesound.checkpoint import atomic_write
-
-    image = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))  # a kill never leaves half an image

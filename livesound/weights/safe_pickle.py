@@ -149,7 +149,7 @@ def safe_load_pickle(f) -> Any:
 
     The whole pickle is read (its size is the file's) and pre-scanned first: CPython allocates the length a
     bytes opcode declares before reading it, so a 100 GB declaration must be refused before unpickling."""
-    from livesound.untrusted import prescan_pickle
+    from livesound.weights.untrusted import prescan_pickle
 
     data = f.read()
     prescan_pickle(data)

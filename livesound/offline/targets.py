@@ -15,7 +15,6 @@ others, so a folder holding ``result.npy`` is complete: a rerun skips it. A targ
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,8 +23,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from livesound.checkpoint import atomic_write
-from livesound.optimize import OptimizeConfig, OptimizeResult, Source, Target, layout_key, optimize
+from livesound.files import atomic_write, write_json, write_npy
+from livesound.offline.optimize import OptimizeConfig, OptimizeResult, Source, Target, layout_key, optimize
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 RESULT = "result.npy"
@@ -56,31 +55,10 @@ def is_complete(folder: Path) -> bool:
     return (folder / RESULT).is_file()
 
 
-def _publish(write: Callable[[Path], None]) -> Callable[[Path], None]:
-    """``write`` then make the temporary file world-readable: mkstemp creates it 0600, results are for sharing."""
-    def run(tmp: Path) -> None:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-
-    return run
-
-
 def write_png(path: Path, img: np.ndarray) -> None:
     from PIL import Image
 
-    atomic_write(path, _publish(lambda tmp: Image.fromarray(img).save(tmp, format="PNG")))
-
-
-def write_npy(path: Path, arr: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # an open file: np.save would add .npy to a bare temporary name
-            np.save(f, arr)
-
-    atomic_write(path, _publish(write))
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write(path, _publish(lambda tmp: tmp.write_text(json.dumps(obj, indent=1) + "\n")))
+    atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))
 
 
 def write_target(folder: Path, result: OptimizeResult, b: int, target: Target, source: Source,

@@ -9,13 +9,13 @@ into place, so a kill mid-write leaves any previous file intact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import torch
 from torch import nn
+
+from livesound.files import atomic_write
 
 FORMAT_VERSION = "1"
 
@@ -26,20 +26,6 @@ class CheckpointError(Exception):
     def __init__(self, path: Path | str, problem: str):
         super().__init__(f"{path}: {problem}")
         self.path, self.problem = Path(path), problem
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path`` (same folder, same disk)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_own(path: Path | str, kind: str, config: dict, state: Mapping[str, torch.Tensor]) -> Path:
