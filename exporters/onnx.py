@@ -30,6 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from livesound.audio.features import PaperLogMel
+from livesound.files import atomic_write
+
 OPSET = 17
 
 
@@ -63,7 +66,6 @@ class _Mapper(nn.Module):
 class _Audio(nn.Module):
     def __init__(self, encoder):
         super().__init__()
-        from livesound.audio.features import PaperLogMel
 
         self.features = PaperLogMel(dft="conv")
         self.encoder = encoder
@@ -186,7 +188,6 @@ def export_all(out_dir: Path, G=None, encoder=None, mapper=None, fp16: bool = Fa
             log(f"{Path(r['path']).name}: max abs error {r['max_abs_error']:.3g}, "
                 f"relative {r['max_rel_error']:.3g} (tolerance {r['tolerance']:.3g})")
             reports.append(r)
-    from livesound.files import atomic_write
 
     atomic_write(Path(out_dir) / "export.json",
                  lambda tmp: tmp.write_text(json.dumps(reports, indent=2) + "\n"))

@@ -79,7 +79,7 @@ RESTRICTIONS = {
               "asymmetric, align_corners; aspect ratio policy stretch; no antialiasing",
     "Pad": "all four modes (constant, reflect, edge, wrap); tensor `axes` input only from 10.4",
     "Conv": "no documented restriction; weights that are a runtime input (grouped modulated conv) make dynamic-"
-            "batch engines fail to build (DESIGN.md: export the demodulated form)",
+            "batch engines fail to build (docs/design.md: export the demodulated form)",
     "ConvTranspose": "as Conv: weights should be constant",
     "RandomNormal": "`seed` is ignored by TensorRT", "RandomNormalLike": "`seed` is ignored by TensorRT",
     "RandomUniform": "`seed` is ignored by TensorRT", "RandomUniformLike": "`seed` is ignored by TensorRT",

@@ -1,7 +1,7 @@
 """Shared fixtures: tiny seeded generators and writers of the two foreign checkpoint formats.
 
 The writers follow the formats as their owners write them (rosinality: ``torch.save`` of a dict holding the
-``g_ema`` state dict; NVIDIA: a pickle whose networks are ``torch_utils.persistence`` records, DESIGN.md), so
+``g_ema`` state dict; NVIDIA: a pickle whose networks are ``torch_utils.persistence`` records, docs/design.md), so
 the loader is tested on files it did not write itself.
 """
 

@@ -3,7 +3,7 @@
 Two levels:
 - ``Microphone`` with a stand-in capture child (a real process writing the child's protocol into a real pipe):
   killing or freezing the child is a device loss; runs everywhere.
-- The issue's contract, for real through PulseAudio (DESIGN.md's null-sink recipe): ``livesound live --source mic
+- The issue's contract, for real through PulseAudio (docs/design.md's null-sink recipe): ``livesound live --source mic
   --device pulse --headless`` while the server is stopped and started again; skipped where PulseAudio is absent.
 """
 

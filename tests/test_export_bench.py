@@ -75,7 +75,7 @@ def test_onnxruntime_backend_gives_the_same_frames_and_caches_graphs(tmp_path):
     audio = (0.3 * np.sin(np.arange(44100) * 0.05)).astype(np.float32)
     eager = build_pipeline(LiveOptions(backend="torch"))
     accel = build_pipeline(LiveOptions(backend="onnxruntime"))
-    assert all(isinstance(b, OrtBackend) for b in (accel.encoder, accel.mapper, accel.synthesis))
+    assert all(isinstance(accel.runners[s], OrtBackend) for s in ("encode", "map", "synthesize"))
     a = [f.rgb.astype(int) for f in run_fixed_step(eager, audio, 4, 1470)]
     b = [f.rgb.astype(int) for f in run_fixed_step(accel, audio, 4, 1470)]
     assert max(np.abs(x - y).max() for x, y in zip(a, b)) <= 2

@@ -1,6 +1,6 @@
 """Live sources: pacing, exact file delivery, prompt stop, and the microphone path through PortAudio.
 
-Real capture uses a PulseAudio null sink (DESIGN.md): a sound played into the sink with ``paplay`` is
+Real capture uses a PulseAudio null sink (docs/design.md): a sound played into the sink with ``paplay`` is
 recorded by ``MicSource(device="pulse")`` exactly as a microphone would be. Where PortAudio or PulseAudio
 is absent those tests skip and say which part is missing.
 """

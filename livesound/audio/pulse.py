@@ -1,4 +1,4 @@
-"""A PulseAudio null sink whose monitor is the default input (DESIGN.md's capture recipe).
+"""A PulseAudio null sink whose monitor is the default input (docs/design.md's capture recipe).
 
 Sound played into the sink with ``paplay`` reaches PortAudio's ``pulse`` input device as if a microphone
 heard it: the latency benchmark and the capture tests use it. ``ours`` says whether this process started the

@@ -25,8 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livesound.bench.flops import generator_flops, measure_peak_gflops
 from livesound.bench.stages import machine_info
 from livesound.bench.stats import summary_ms
+from livesound.live.backends import make_backend
+from livesound.live.backends.torch_stage import compile_synthesis
+from livesound.models.fast_paths import FastPaths, apply_fast_paths
+from livesound.models.presets import generator_from_preset, load_preset
+from livesound.models.stylegan2 import GeneratorConfig, build_generator
+
 
 GENERATOR_BACKENDS = ("torch", "torch-plain", "onnxruntime", "torch-compile")
 
@@ -35,13 +42,11 @@ def _load(generator, preset: str):
     """A Generator object, a checkpoint path, or None for the preset's generator."""
     if isinstance(generator, torch.nn.Module):
         return generator.eval()
-    from livesound.models.presets import generator_from_preset, load_preset
 
     return generator_from_preset(load_preset(preset), generator).eval()
 
 
 def _make_backend(name: str, G, threads: int):
-    from livesound.models.fast_paths import FastPaths, apply_fast_paths
 
     apply_fast_paths(G, FastPaths.plain() if name == "torch-plain" else FastPaths())
     if name in ("torch", "torch-plain"):
@@ -50,12 +55,8 @@ def _make_backend(name: str, G, threads: int):
                 return G.synthesis(ws, noise_mode="const")
         return run
     if name == "onnxruntime":
-        from livesound.live.backends import make_backend
-
         return make_backend("synthesize", "onnxruntime", G, threads=threads)
     if name == "torch-compile":
-        from livesound.live.backends.torch_stage import compile_synthesis
-
         return compile_synthesis(G)
     raise ValueError(f"unknown generator backend {name!r}; choose from {', '.join(GENERATOR_BACKENDS)}")
 
@@ -83,7 +84,6 @@ def run_generator_bench(generator=None, preset: str = "demo", backends=("torch",
     A backend that fails to build (``torch-compile`` without a working compiler, say) is reported under
     ``skipped`` with the reason instead of failing the run.
     """
-    from livesound.bench.flops import generator_flops, measure_peak_gflops
 
     unknown = [b for b in backends if b not in GENERATOR_BACKENDS]
     if unknown or not backends:
@@ -148,9 +148,6 @@ def run_generator_sizes(sizes: list[tuple[int, int]], backends, frames: int = 10
     """``run_generator_bench`` on a seeded random generator of each (resolution, channel multiplier), against
     one peak measured at the start of the run."""
     import os
-
-    from livesound.bench.flops import measure_peak_gflops
-    from livesound.models.stylegan2 import GeneratorConfig, build_generator
 
     threads = threads or os.cpu_count() or 1
     peak = measure_peak_gflops(threads, seconds=peak_seconds)

@@ -1,7 +1,7 @@
 """`livesound bench latency`: sound-to-picture latency, measured end to end on the live path.
 
 A train of clicks goes into the capture path while a ``LiveEngine`` renders, exactly as in `livesound live`:
-- ``pulseaudio``: a private PulseAudio null sink (DESIGN.md's recipe); ``paplay`` plays a click WAV into it
+- ``pulseaudio``: a private PulseAudio null sink (docs/design.md's recipe); ``paplay`` plays a click WAV into it
   and ``MicSource(device="pulse")`` records its monitor through PortAudio, as it would a microphone;
 - ``file``: a ``FileSource`` of the click WAV paced in real time (a block enters the ring when its last
   sample's time has come);
@@ -34,8 +34,13 @@ from typing import Sequence
 
 import numpy as np
 
-from livesound.audio.io import SAMPLE_RATE, AudioError
+from livesound.audio.io import AudioError, SAMPLE_RATE
 from livesound.audio.pulse import NullSink, missing_tools
+from livesound.audio.sources import FileSource, MicSource, SynthSource, _sounddevice
+from livesound.bench.stages import machine_info
+from livesound.live.build import LiveOptions, build_pipeline
+from livesound.live.engine import LiveEngine
+
 
 REACTS = 0.25  # onset at which the edit strength is boosted by a quarter or more: a visible kick
 RENDER_STAGES = ("smooth", "map", "synthesize", "to_rgb8")
@@ -76,7 +81,6 @@ def click_train(seconds: float, period: float = 0.5, lead: float = 0.5, tail: fl
                 sr: int = SAMPLE_RATE, amplitude: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """(audio [T], click sample indices [K]): silence for ``lead`` s, a click every ``period`` s for
     ``seconds`` s (SynthSource's 2 kHz decaying burst), then ``tail`` s of silence."""
-    from livesound.audio.sources import SynthSource
 
     click = SynthSource("clicks", sr, amplitude=amplitude, period=period)
     n_lead, n_body = int(round(lead * sr)), int(round(seconds * sr))
@@ -109,7 +113,6 @@ def parse_latency(text: str | float | None) -> str | float | None:
 
 class _ArrivalLog:
     """Wraps a ring's ``write`` to log (time, samples written) per block and keep a copy of the audio."""
-
     def __init__(self, ring, max_samples: int, max_blocks: int):
         self.t = np.zeros(max_blocks)
         self.n = np.zeros(max_blocks, np.int64)
@@ -142,7 +145,6 @@ class _ArrivalLog:
 
 class _RecordingSlot:
     """The engine's latest-wins frame slot, also recording every frame put into it (renderer thread)."""
-
     def __init__(self, slot):
         self._slot, self.frames = slot, []
 
@@ -160,7 +162,6 @@ def _pulse_missing() -> str | None:
     missing = missing_tools()
     if missing:
         return f"PulseAudio tools not installed: {', '.join(missing)}"
-    from livesound.audio.sources import _sounddevice
 
     try:
         _sounddevice()
@@ -184,8 +185,6 @@ def run_latency_bench(preset: str = "demo", seconds: float = 10.0, path: str = "
     capture path and measure onset to frame-ready per click (module docstring). Real time: it takes
     about ``lead + seconds + 0.5`` s plus building the stages. ``latency`` and ``pin_threads`` default to
     what ``livesound live`` uses, so the figure is the one a performer gets."""
-    from livesound.bench.stages import machine_info
-    from livesound.live.build import LiveOptions, build_pipeline
 
     if path not in PATHS:
         raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
@@ -256,8 +255,6 @@ def _drive(engine, done, timeout: float) -> None:
 
 
 def _run_file(stages, wav: Path, n: int, blocksize: int, pin_threads: str = "auto") -> dict:
-    from livesound.audio.sources import FileSource
-    from livesound.live.engine import LiveEngine
 
     source = FileSource(wav, realtime=True, blocksize=blocksize)
     engine = LiveEngine(stages, source, pin_threads=pin_threads)
@@ -269,9 +266,6 @@ def _run_file(stages, wav: Path, n: int, blocksize: int, pin_threads: str = "aut
 
 def _run_pulse(stages, wav: Path, n: int, blocksize: int, latency, pin_threads: str = "auto") -> dict:
     import os
-
-    from livesound.audio.sources import MicSource, _sounddevice
-    from livesound.live.engine import LiveEngine
 
     sink = f"livesound_latency_{os.getpid()}"
     with NullSink(_sounddevice(), sink):

@@ -17,7 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livesound.audio.sources import SynthSource
 from livesound.bench.stats import figure, summary_ms
+from livesound.live.backends import BACKENDS
+from livesound.live.build import LiveOptions, build_pipeline
+
 
 REPORT_STAGES = ("features", "encoder", "mapper", "generator", "total")
 
@@ -30,8 +34,6 @@ def _sync() -> None:
 def time_backend(stages, frames: int, warmup: int, hop: int = 1470, progress: bool = False) -> dict:
     """Per-stage times of ``frames`` frames (after ``warmup``) on already-built ``stages``."""
     from tqdm import tqdm
-
-    from livesound.audio.sources import SynthSource
 
     audio = SynthSource("chirp").render(0, (frames + warmup) * hop)
     times: dict[str, list[float]] = {k: [] for k in REPORT_STAGES}
@@ -79,9 +81,6 @@ def machine_info(threads: int) -> dict:
 
 def run_bench(preset: str, backends: list[str], frames: int, warmup: int, threads: int,
               progress: bool = True, log=print) -> dict:
-    from livesound.live.backends import BACKENDS
-    from livesound.live.build import LiveOptions, build_pipeline
-
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
         raise ValueError(f"unknown backends {unknown}; choose from {', '.join(BACKENDS)}")

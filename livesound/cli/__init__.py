@@ -213,7 +213,8 @@ def cmd_generate(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from livesound.offline.generate import grid, load_latents, parse_seeds, render, save_png
+    from livesound.files import save_png
+    from livesound.offline.generate import grid, load_latents, parse_seeds, render
     from livesound.models.presets import generator_from_preset, load_preset
 
     if args.batch < 1:
@@ -298,7 +299,7 @@ def cmd_live(args) -> int:
         if code:
             return code
     if args.stats:
-        from livesound.weights.checkpoint import atomic_write
+        from livesound.files import atomic_write
 
         atomic_write(Path(args.stats), lambda tmp: tmp.write_text(json.dumps(stats, indent=2) + "\n"))
     return 130 if stats.get("interrupted") else 0
@@ -397,7 +398,7 @@ def cmd_embed(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from livesound.weights.checkpoint import atomic_write
+    from livesound.files import atomic_write
     from livesound.offline.embed import EmbedOptions, embed_files, top_labels
     from livesound.models.presets import clip_from_preset, encoder_from_preset, load_preset
 

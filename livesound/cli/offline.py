@@ -190,7 +190,7 @@ def _target_spec(name: str, audio: Path | None, text: str | None, mix, G, clip, 
 def cmd_interpolate(args) -> int:
     from livesound.offline.generate import load_latents
     from livesound.offline.interpolate import interpolate, render_path
-    from livesound.offline.targets import write_npy
+    from livesound.files import write_npy
     from livesound.models.presets import generator_from_preset, load_preset
 
     preset = load_preset(args.preset)
@@ -210,7 +210,7 @@ def cmd_interpolate(args) -> int:
 def cmd_latent_agreement(args) -> int:
     from livesound.eval.latent_agreement import format_table, labelled_files, latent_agreement
     from livesound.offline.optimize import OptimizeConfig, source_latent
-    from livesound.offline.targets import write_json
+    from livesound.files import write_json
 
     files = labelled_files(args.data, args.csv)
     if args.batch < 1:

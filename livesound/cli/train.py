@@ -357,8 +357,8 @@ def _eval_embeddings(args, cmd: str):
 
 
 def _write_report(out: Path, report: dict, markdown: str, cmd: str) -> None:
-    from livesound.train.loop import write_json
-    from livesound.weights.checkpoint import atomic_write
+    from livesound.files import write_json
+    from livesound.files import atomic_write
 
     write_json(out, report)
     md = out.with_suffix(".md")

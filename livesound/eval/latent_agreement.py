@@ -22,9 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from livesound.audio.io import AudioError
 from livesound.offline.optimize import (OptimizeConfig, Source, Target, TargetPart, audio_embedding, optimize,
-                                text_embedding)
+                                        text_embedding)
 from livesound.offline.targets import AUDIO_SUFFIXES
+
 
 
 @dataclass
@@ -35,8 +37,6 @@ class LabelledFile:
 
 def labelled_files(data: str | Path, csv_path: str | Path | None = None) -> list[LabelledFile]:
     """Audio files with labels: from ``csv_path`` if given, else every audio file under ``data`` by folder."""
-    from livesound.audio.io import AudioError
-
     data = Path(data)
     if csv_path is not None:
         csv_path = Path(csv_path)

@@ -20,6 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from livesound.audio.features import to_encoder_input
+from livesound.train.encoder import crop_or_pad
+
 PREPROCESSING = ("paper log-mel: 44.1 kHz mono, n_fft 2048, hop 512, 128 Slaney mels, reflect padding, "
                  "power_to_db(ref=max, top_db=80)/80+1 over the whole clip, centre 864 frames (zero-padded at "
                  "the end when shorter), bilinear resize to 512x128, reshape to [1, 1, 128, 512]")
@@ -40,9 +43,6 @@ PUBLISHED = {
 def embed_clips(encoder, paths: Sequence[Path], cache, batch: int = 16, device: str | torch.device = "cpu",
                 progress: Callable[[Iterable], Iterable] = lambda it: it) -> np.ndarray:
     """[N, D] float32 unit embeddings of the clips, preprocessed as the module docstring says."""
-    from livesound.audio.features import to_encoder_input
-    from livesound.train.encoder import crop_or_pad
-
     encoder = encoder.eval().to(device)
     rows = []
     paths = list(paths)

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from livesound.weights.checkpoint import CheckpointError, is_safetensors, load_own, load_state_checked, save_own
+from livesound.weights.untrusted import check_shapes_before_building, check_torch_zip
+
 
 KIND = "audio_encoder"
 
@@ -125,7 +127,6 @@ def load_audio_encoder(path: str | Path, config: AudioEncoderConfig | Mapping[st
         if cfg is None:
             raise CheckpointError(path, "cannot tell the backbone from the tensor names (not a plain timm "
                                         "ResNet); pass the encoder config (backbone, embed_dim)")
-    from livesound.weights.untrusted import check_shapes_before_building
 
     check_shapes_before_building(lambda: AudioEncoder(cfg), state, path)  # no huge model from a config
     try:
@@ -154,8 +155,6 @@ def paper_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _torch_load_weights_only(path: Path) -> Any:
     import zipfile
-
-    from livesound.weights.untrusted import check_torch_zip
 
     if zipfile.is_zipfile(path):
         check_torch_zip(path)  # declared record sizes against the file's bytes, before torch reads any

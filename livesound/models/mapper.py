@@ -1,6 +1,6 @@
 """Conditional latent mapper: (source w+, CLIP-space embedding e) -> offset for StyleGAN2's w+.
 
-Shaped after StyleCLIP's mapper (DESIGN.md): the w+ layers fall into three groups, coarse ``[0, 4)``,
+Shaped after StyleCLIP's mapper (docs/design.md): the w+ layers fall into three groups, coarse ``[0, 4)``,
 medium ``[4, 8)`` and fine ``[8, num_ws)``, and each group has its own sub-mapper: pixel norm of every w,
 then 4 equalised-lr linear layers of width ``w_dim`` (lr multiplier 0.01, leaky ReLU 0.2 x sqrt(2), the
 last layer linear). StyleCLIP trains one mapper per text prompt; here one mapper serves any sound, so
@@ -45,6 +45,9 @@ from typing import Mapping, Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from livesound.weights.checkpoint import CheckpointError, load_own, load_state_checked, save_own
+from livesound.weights.untrusted import check_shapes_before_building
 
 GROUPS = ("coarse", "medium", "fine")
 SQRT2 = math.sqrt(2.0)
@@ -128,7 +131,6 @@ class EqualLinear(nn.Module):
 
 class SubMapper(nn.Module):
     """One layer group: w [N, L, w_dim], e [N, clip_dim] -> offset [N, L, w_dim]."""
-
     def __init__(self, cfg: MapperConfig):
         super().__init__()
         n, d = cfg.num_layers, cfg.w_dim
@@ -257,21 +259,16 @@ def build_mapper(cfg: MapperConfig, seed: int | None = None) -> Mapper:
 
 def save_mapper(mapper: Mapper, path: str | Path) -> Path:
     """Write the mapper in livesound's own format (safetensors, kind ``mapper``, config in the header)."""
-    from livesound.weights.checkpoint import save_own
-
     return save_own(path, "mapper", mapper.cfg.to_dict(), mapper.state_dict())
 
 
 def load_mapper(path: str | Path, device: str | torch.device = "cpu") -> Mapper:
     """The one door for mapper weights; checks every tensor's name and shape, raises ``CheckpointError``."""
-    from livesound.weights.checkpoint import CheckpointError, load_own, load_state_checked
-
     config, state = load_own(path, "mapper")
     try:
         cfg = MapperConfig.from_dict(config)
     except (TypeError, ValueError) as e:
         raise CheckpointError(path, f"bad mapper config ({e})") from None
-    from livesound.weights.untrusted import check_shapes_before_building
 
     check_shapes_before_building(lambda: Mapper(cfg), state, path)  # no huge model from a config
     with torch.random.fork_rng(devices=[]):  # the random init is overwritten; leave the caller's RNG alone

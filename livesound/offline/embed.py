@@ -16,6 +16,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from livesound.audio.features import PaperLogMel, SAMPLE_RATE, StreamLogMel
+from livesound.audio.io import load_audio
+
 PREPROCESS = ("paper", "stream")
 
 
@@ -30,9 +33,6 @@ class EmbedOptions:
 
 def features_for(path: str | Path, preprocess: str = "paper", nonfinite: str = "reject") -> torch.Tensor:
     """One file's encoder input [1, 1, 128, 512]; raises ``AudioError`` for unusable audio."""
-    from livesound.audio.features import SAMPLE_RATE, PaperLogMel, StreamLogMel
-    from livesound.audio.io import load_audio
-
     if preprocess not in PREPROCESS:
         raise ValueError(f"--preprocess must be one of {PREPROCESS}, not {preprocess!r}")
     wave = load_audio(path, sr=SAMPLE_RATE, nonfinite=nonfinite)

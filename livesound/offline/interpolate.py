@@ -17,6 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livesound.files import save_png
+from livesound.offline.generate import render
+from livesound.recording import Recorder
+
 MODES = ("linear", "slerp")
 PARALLEL_EPS = 1e-6  # sin of the angle below which two layers count as parallel
 
@@ -64,9 +68,6 @@ def render_path(G, ws_path: torch.Tensor, out_dir: str | Path, video: str | Path
     The video goes through ``livesound.recording.Recorder`` (.mp4/.mkv/.mov via PyAV), whose queue here
     holds the whole path so that no frame is ever dropped (memory: S frames at worst).
     """
-    from livesound.files import save_png
-    from livesound.offline.generate import render
-    from livesound.recording import Recorder
 
     if ws_path.ndim != 3 or ws_path.shape[1:] != (G.num_ws, G.w_dim):
         raise ValueError(f"path of shape {list(ws_path.shape)}; this generator takes [S, {G.num_ws}, {G.w_dim}]")

@@ -49,10 +49,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from livesound.models.mapper import GROUPS, MapperConfig
+from livesound.models.stylegan2 import NOISE_MODES
+from livesound.offline.embed import features_for
+from livesound.offline.generate import load_latents, to_uint8
+
 AUDIO_SCALE = math.exp(0.07)           # the paper's fixed similarity scale for audio embeddings
 SCALES = {"audio": AUDIO_SCALE, "text": 1.0}
 MODES = ("edit", "free")
-NOISE_MODES = ("const", "random", "none")
 
 
 @dataclass
@@ -107,8 +111,6 @@ class Source:
 def source_latent(G, seed: int | None = None, latent: str | Path | None = None, mean: bool = False,
                   truncation: float = 0.7, index: int = 0) -> Source:
     """The starting latent: a saved w+ (``latent``, row ``index``), the mean latent, or a seed at ``truncation``."""
-    from livesound.offline.generate import load_latents
-
     if sum((seed is not None, latent is not None, bool(mean))) > 1:
         raise ValueError("give one source: a seed, a saved latent or the mean latent")
     device = G.synthesis.const.device
@@ -146,8 +148,6 @@ class Target:
 
 def audio_embedding(encoder, path: str | Path) -> torch.Tensor:
     """The paper's preprocessing of one file, through ``encoder``, unit norm: [D]."""
-    from livesound.offline.embed import features_for
-
     device = next(encoder.parameters()).device
     with torch.no_grad():
         e = encoder(features_for(path, "paper").to(device)).float()
@@ -162,16 +162,12 @@ def text_embedding(clip, text: str) -> torch.Tensor:
 
 def group_layers(num_ws: int) -> dict[str, tuple[int, ...]]:
     """Layer indices of each group (coarse 0-3, medium 4-7, fine 8+), clipped at ``num_ws`` as the mapper's."""
-    from livesound.models.mapper import MapperConfig
-
     slices = MapperConfig(num_ws=num_ws).group_slices
     return {g: tuple(range(a, b)) for g, (a, b) in slices.items()}
 
 
 def parse_mix(text: str) -> dict[str, str]:
     """'coarse=text,fine=audio' -> {'coarse': 'text', 'fine': 'audio'}."""
-    from livesound.models.mapper import GROUPS
-
     mix: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         group, _, kind = (s.strip() for s in part.partition("="))
@@ -239,8 +235,6 @@ def optimize(G, clip, source: Source, targets: Sequence[Target], cfg: OptimizeCo
     ``cfg.save_every`` steps with the images whose loss that step logs (before its update).
     """
     from tqdm import tqdm
-
-    from livesound.offline.generate import to_uint8
 
     if not targets:
         raise ValueError("no targets to optimise")

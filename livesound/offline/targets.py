@@ -23,8 +23,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from livesound.audio.io import AudioError
 from livesound.files import atomic_write, write_json, write_npy
 from livesound.offline.optimize import OptimizeConfig, OptimizeResult, Source, Target, layout_key, optimize
+
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 RESULT = "result.npy"
@@ -32,8 +34,6 @@ RESULT = "result.npy"
 
 def audio_files(path: str | Path) -> list[Path]:
     """One audio file, or the .wav/.flac/.ogg files directly in a folder, sorted by name."""
-    from livesound.audio.io import AudioError
-
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)

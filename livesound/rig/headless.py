@@ -12,10 +12,15 @@ import logging
 import time
 from pathlib import Path
 
+from livesound.audio.io import load_audio
+from livesound.files import save_png
 from livesound.live.build import LiveOptions, open_source
-from livesound.live.pipeline import Pipeline, run_fixed_step
 from livesound.live.engine import LiveEngine
+from livesound.live.pipeline import Pipeline, run_fixed_step
 from livesound.live.shutdown import stop_requested
+from livesound.recording import Recorder
+from livesound.rig.rig import open_rig
+
 
 log = logging.getLogger("livesound")
 
@@ -26,7 +31,6 @@ def run_headless(stages: Pipeline, opts: LiveOptions, frames: int, out: Path, ho
     source steps its audio by a fixed hop per frame (the same frames on every run); the microphone and
     synthetic sources run live on the engine's threads. ``rig_opts`` (`livesound.rig.rig.RigOptions`):
     OSC/MIDI/presets/video out, applied in both modes."""
-    from livesound.recording import Recorder
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -53,7 +57,6 @@ def run_headless(stages: Pipeline, opts: LiveOptions, frames: int, out: Path, ho
 
 
 def _save(frame_rgb, path: Path, recorder) -> None:
-    from livesound.files import save_png
 
     save_png(frame_rgb, path)
     if recorder is not None:
@@ -61,8 +64,6 @@ def _save(frame_rgb, path: Path, recorder) -> None:
 
 
 def _fixed_step(stages, opts, frames, out, hop_fps, recorder, stop, rig_opts=None, rig_stats=None) -> dict:
-    from livesound.audio.io import load_audio
-    from livesound.rig.rig import open_rig
 
     audio = load_audio(opts.source, sr=stages.sample_rate)
     hop = max(1, round(stages.sample_rate / hop_fps))
@@ -86,8 +87,6 @@ def _fixed_step(stages, opts, frames, out, hop_fps, recorder, stop, rig_opts=Non
 
 def _live(stages, source, frames, out, hop_fps, recorder, stop, pin_threads: str = "off", rig_opts=None,
           rig_stats=None) -> dict:
-    from livesound.rig.rig import open_rig
-
     paced = hasattr(source, "state")  # a real device: pace in real time (see the module docstring)
     engine = LiveEngine(stages, source, pin_threads=pin_threads)
     rig = open_rig(engine, rig_opts)

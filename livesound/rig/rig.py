@@ -13,9 +13,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from livesound.recording import Recorder
 from livesound.rig.control import Controls, StepTarget
-from livesound.rig.midi import MidiMap
+from livesound.rig.midi import MidiMap, open_midi
+from livesound.rig.osc import OscIn, OscOut, parse_host_port
 from livesound.rig.presets import PresetBank
+from livesound.rig.swap import CheckpointSwap
+from livesound.rig.video_out import NdiSender, V4l2Sender, VideoOut, VideoOutError
+
 
 log = logging.getLogger("livesound")
 
@@ -38,10 +43,7 @@ class RigOptions:
 
 class Rig:
     """The rig around one target: a LiveEngine (``attach``) or a fixed-step run (``StepTarget``)."""
-
     def __init__(self, target, opts: RigOptions | None = None):
-        from livesound.rig.swap import CheckpointSwap
-
         self.opts = opts or RigOptions()
         self.target = target
         self.bank = PresetBank(self.opts.preset_file)
@@ -66,16 +68,10 @@ class Rig:
     def _open(self) -> None:
         o = self.opts
         if o.osc_in is not None:
-            from livesound.rig.osc import OscIn, parse_host_port
-
             self.osc_in = OscIn(self.controls, *parse_host_port(o.osc_in, "--osc-in"))
         if o.osc_out is not None:
-            from livesound.rig.osc import OscOut, parse_host_port
-
             self.osc_out = OscOut(*parse_host_port(o.osc_out, "--osc-out"))
         if o.midi is not None:
-            from livesound.rig.midi import open_midi
-
             self.midi = open_midi(o.midi, self.midi_map, self.controls)
         for kind, arg in (("ndi", o.ndi), ("v4l2", o.v4l2)):
             if arg is not None:
@@ -114,8 +110,6 @@ class Rig:
         self.bank.save()
 
     def set_recording(self, on: int) -> None:
-        from livesound.recording import Recorder
-
         if on and self.recorder is None:
             folder = Path(self.opts.record_dir)
             folder.mkdir(parents=True, exist_ok=True)
@@ -128,8 +122,6 @@ class Rig:
 
     def start_video(self, kind: str, arg: str) -> None:
         """Start an NDI ("ndi", source name) or v4l2 ("v4l2", device or "") output; one line if it cannot."""
-        from livesound.rig.video_out import NdiSender, V4l2Sender, VideoOut, VideoOutError
-
         try:
             sender = NdiSender(arg or "livesound") if kind == "ndi" else V4l2Sender(arg or None)
         except VideoOutError as e:

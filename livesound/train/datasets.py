@@ -41,6 +41,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from livesound.audio.features import PaperLogMel, unit_db
+from livesound.audio.io import load_audio
+from livesound.files import atomic_write
+
 log = logging.getLogger("livesound")
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -293,8 +297,6 @@ class SpecCache:
     """
 
     def __init__(self, folder: str | Path | None, pad_mode: str = "reflect"):
-        from livesound.audio.features import PaperLogMel
-
         self.folder = Path(folder) if folder is not None else None
         self.features = PaperLogMel(pad_mode=pad_mode)
         self.params = f"v{CACHE_VERSION}:sr44100:nfft2048:hop512:mels128:{pad_mode}:unit_db80:float16"
@@ -315,16 +317,12 @@ class SpecCache:
         spec = self._compute(path)
         if entry is None:
             return torch.from_numpy(spec)
-        from livesound.files import atomic_write
 
         half = spec.astype(np.float16)
         atomic_write(entry, lambda tmp: np.save(open(tmp, "wb"), half))
         return torch.from_numpy(half.astype(np.float32))
 
     def _compute(self, path: Path) -> np.ndarray:
-        from livesound.audio.features import unit_db
-        from livesound.audio.io import load_audio
-
         wave = torch.from_numpy(load_audio(path))[None]
         with torch.no_grad():
             spec = unit_db(self.features.mel_power(wave))[0]  # [128, frames]

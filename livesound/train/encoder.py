@@ -1,6 +1,6 @@
 """``livesound train-encoder``: the paper's contrastive training of the audio encoder into CLIP space.
 
-One step (DESIGN.md, the paper's soundclip training):
+One step (docs/design.md, the paper's soundclip training):
 
 1. Each clip's cached log-mel (``unit_db`` over the whole clip, [128, F]) is cut to 864 frames: a **random
    crop** for clips longer than that (the paper's), zero-padded at the end for shorter ones. (Evaluation and
@@ -38,8 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from livesound.audio.features import PAPER_FRAMES, to_encoder_input
-from livesound.models.clip import PAPER_TEMPLATES
-from livesound.train.datasets import Dataset, SpecCache, label_text
+from livesound.models.audio_encoder import save_audio_encoder
+from livesound.models.clip import PAPER_TEMPLATES, resize_center_crop
+from livesound.train.datasets import Dataset, DatasetError, SpecCache, label_text
+
 
 log = logging.getLogger("livesound")
 
@@ -109,7 +111,6 @@ def eda(text: str, gen: torch.Generator, p_delete: float = 0.1) -> str:
 
 class SpecItems(torch.utils.data.Dataset):
     """Index -> (cached log-mel [128, F], index): what DataLoader workers compute; holds no network."""
-
     def __init__(self, paths: Sequence[Path], cache: SpecCache):
         self.paths, self.cache = list(paths), cache
 
@@ -122,7 +123,6 @@ class SpecItems(torch.utils.data.Dataset):
 
 class EncoderTask:
     """The ``Task`` of ``livesound.train.loop`` for the audio encoder."""
-
     kind = "encoder"
 
     def __init__(self, dataset: Dataset, encoder: nn.Module, clip, cfg: EncoderTrainConfig, cache: SpecCache,
@@ -176,8 +176,6 @@ class EncoderTask:
         return {"loss": loss, **{k: v / 2 for k, v in terms.items()}}
 
     def save(self) -> None:
-        from livesound.models.audio_encoder import save_audio_encoder
-
         save_audio_encoder(self.model, self.out)
 
     # ------------------------------------------------------------------------------------------ targets
@@ -202,7 +200,6 @@ class EncoderTask:
         """CLIP image embeddings of the clips' video frames (None where a clip has none), or None if no clip has."""
         if all(c.frame is None for c in self.dataset.clips):
             return None
-        from livesound.models.clip import resize_center_crop
 
         out: list[torch.Tensor | None] = []
         for c in self.dataset.clips:
@@ -220,8 +217,6 @@ def _read_image(path: Path) -> torch.Tensor:
     """An image file as [1, 3, H, W] in [-1, 1] (CLIP's encode_image takes generator-style pixels)."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
-
-    from livesound.train.datasets import DatasetError
 
     try:
         with Image.open(path) as im:

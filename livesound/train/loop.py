@@ -43,7 +43,8 @@ import torch
 from torch import nn
 
 from livesound.files import atomic_write, write_json
-from livesound.weights.checkpoint import CheckpointError, load_own, save_own
+from livesound.weights.checkpoint import CheckpointError, load_own, load_state_checked, save_own
+
 
 log = logging.getLogger("livesound")
 
@@ -300,8 +301,6 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler, 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler, identity: dict) -> Position:
     """Restore everything ``save_checkpoint`` wrote; refuses a checkpoint of another run's settings."""
-    from livesound.weights.checkpoint import load_state_checked
-
     if not path.is_file():
         raise CheckpointError(path, "no checkpoint to resume from (start without --resume)")
     meta, tensors = load_own(path, "train_state")
@@ -325,7 +324,6 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler, 
 
 class RunLog:
     """``log.csv`` (always) and TensorBoard events (when installed) of one run, written by rank 0."""
-
     def __init__(self, run_dir: Path, loss_names: Sequence[str], resume_step: int, resume: bool):
         self.path = Path(run_dir) / LOG
         self.columns = ["step", "epoch", *loss_names, "lr", "seconds"]

@@ -39,7 +39,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from livesound.offline.optimize import AUDIO_SCALE, clip_image_embedding
+from livesound.models.mapper import save_mapper
+from livesound.offline.embed import EmbedOptions, embed_files
+from livesound.offline.optimize import AUDIO_SCALE, audio_embedding, clip_image_embedding
+
 
 log = logging.getLogger("livesound")
 
@@ -79,8 +82,6 @@ def text_targets(clip, prompts: Sequence[str]) -> TargetPool:
 
 def audio_targets(encoder, paths: Sequence[Path], batch: int = 16) -> TargetPool:
     """Each clip through the paper's preprocessing (centre crop) and ``encoder``, unit norm."""
-    from livesound.offline.embed import EmbedOptions, embed_files
-
     if not paths:
         return _empty(encoder.embed_dim)
     emb = torch.from_numpy(embed_files(encoder.eval(), EmbedOptions(files=[str(p) for p in paths], batch=batch)))
@@ -108,8 +109,6 @@ _SEED = re.compile(r"^seed (\d+) \(truncation ([0-9.eE+-]+)\)$")
 
 def distill_targets(folder: Path, G, clip, encoder) -> Distill:
     """Triples from ``livesound optimize`` results under ``folder`` (see the module docstring)."""
-    from livesound.offline.optimize import audio_embedding
-
     folder = Path(folder)
     results = sorted(folder.glob("*/result.npy"))
     if not results:
@@ -149,7 +148,6 @@ def _source_ws(G, label: str) -> torch.Tensor | None:
 
 class MapperTask:
     """The ``Task`` of ``livesound.train.loop`` for the conditional mapper."""
-
     kind = "mapper"
 
     def __init__(self, mapper: nn.Module, G, clip, pool: TargetPool, cfg: MapperTrainConfig,
@@ -205,8 +203,6 @@ class MapperTask:
         return {"loss": loss, **out}
 
     def save(self) -> None:
-        from livesound.models.mapper import save_mapper
-
         save_mapper(self.model, self.out)
 
 

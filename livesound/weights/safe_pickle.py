@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from livesound.weights.untrusted import prescan_pickle
+
 
 class UnsafePickleError(pickle.UnpicklingError):
     """The pickle names a global outside the allow-list."""
-
     def __init__(self, module: str, name: str):
         super().__init__(f"refused to load {module}.{name}: not on the allow-list of data constructors "
                          "(the file may try to run code)")
@@ -33,7 +34,6 @@ class UnsafePickleError(pickle.UnpicklingError):
 @dataclass
 class PersistentObject:
     """What NVIDIA's persistence would have rebuilt, as data: its class name and its ``__dict__``."""
-
     class_name: str
     state: dict
     module_src: str = field(repr=False, default="")
@@ -58,7 +58,6 @@ class PersistentObject:
 
 class EasyDict(dict):
     """Stand-in for ``dnnlib.util.EasyDict``: a dict that also reads keys as attributes."""
-
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
@@ -149,7 +148,6 @@ def safe_load_pickle(f) -> Any:
 
     The whole pickle is read (its size is the file's) and pre-scanned first: CPython allocates the length a
     bytes opcode declares before reading it, so a 100 GB declaration must be refused before unpickling."""
-    from livesound.weights.untrusted import prescan_pickle
 
     data = f.read()
     prescan_pickle(data)

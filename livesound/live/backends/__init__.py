@@ -17,7 +17,10 @@ from __future__ import annotations
 from torch import nn
 
 from livesound.live.backends.cache import cached_onnx, engines_dir, fingerprint
+from livesound.live.backends.ort_stage import OrtBackend
 from livesound.live.backends.torch_stage import TorchBackend
+from livesound.live.backends.trt_stage import tensorrt_backend
+
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 ACCELERATED_STAGES = ("encode", "map", "synthesize")  # features, smooth and to_rgb8 stay in torch/numpy
@@ -52,12 +55,8 @@ def make_backend(stage: str, backend: str, module: nn.Module, threads: int = 1):
     if stage not in GRAPH_NAMES:
         raise ValueError(f"stage {stage!r} has no accelerated backend; stages: {', '.join(ACCELERATED_STAGES)}")
     if backend == "onnxruntime":
-        from livesound.live.backends.ort_stage import OrtBackend
-
         return OrtBackend(cached_onnx(GRAPH_NAMES[stage], module), threads=threads)
     if backend == "tensorrt":
-        from livesound.live.backends.trt_stage import tensorrt_backend
-
         return tensorrt_backend(cached_onnx(GRAPH_NAMES[stage], module))
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-NOISE_MODES = ("const", "random", "none")
+from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder, load_audio_encoder
+from livesound.models.clip import ClipModel
+from livesound.models.stylegan2 import NOISE_MODES, GeneratorConfig, build_generator, load_generator
+
 
 
 class PresetError(Exception):
@@ -77,8 +80,6 @@ def load_preset(name_or_path: str) -> Preset:
 
 def generator_from_preset(preset: Preset, path: str | Path | None = None, device: str = "cpu"):
     """The preset's generator: ``path`` if given, else its checkpoint from the models folder, else seeded."""
-    from livesound.models.stylegan2 import GeneratorConfig, build_generator, load_generator
-
     if path is not None:
         return load_generator(path, device)
     if "checkpoint" in preset.generator:
@@ -128,7 +129,6 @@ def encoder_from_preset(preset: Preset, path: str | Path | None = None, device: 
     A preset's ``encoder`` entry is ``{"seed": S, "config": {...}}`` or ``{"checkpoint": NAME}``; without
     one, the paper's released ``resnet18_57.pth`` is looked up in the models folder.
     """
-    from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder, load_audio_encoder
 
     entry = preset.extra.get("encoder", PAPER_ENCODER)
     if path is not None:
@@ -154,7 +154,6 @@ def clip_from_preset(preset: Preset, weights: str | Path | None = None, device: 
     default: the paper's ViT-B-32 ``openai``) loads open_clip weights from a local file or open_clip's cache.
     ``weights`` (a path or tag, e.g. from ``--clip``) overrides the entry and always means real weights.
     """
-    from livesound.models.clip import ClipModel
 
     entry = preset.extra.get("clip", PAPER_CLIP)
     if weights is None and "seed" in entry:
