@@ -180,3 +180,45 @@ def test_mapper_eval_reports_similarity_and_time(tmp_path):
     assert all(-1 <= row[k] <= 1 for k in ("sim_source", "sim_mapper", "sim_optimisation"))
     assert row["sim_mapper"] != row["sim_source"]  # the mapper moved the picture
     assert "| mapper |" in (tmp_path / "m.md").read_text()
+
+
+def test_zero_shot_from_the_library_writes_what_it_returns(tmp_path, tiny_encoder):
+    """``run_zero_shot`` without the CLI: the files hold exactly the report and Markdown it returns, and its
+    notes (the dataset, the untrained CLIP) come back through ``report``; a rerun replaces both files whole."""
+    from livesound.eval.reports import ZeroShotOptions, run_zero_shot
+
+    esc = write_esc50(tmp_path / "esc")
+    lines: list[str] = []
+    opts = ZeroShotOptions(data=esc, encoder=tiny_encoder, preset="demo", templates="sound",
+                           out=tmp_path / "out" / "zs.json")
+    written = run_zero_shot(opts, report=lines.append)
+    assert written.json_path == tmp_path / "out" / "zs.json" and written.markdown_path == tmp_path / "out" / "zs.md"
+    assert json.loads(written.json_path.read_text()) == written.report
+    assert written.markdown_path.read_text() == written.markdown
+    assert written.report["encoder"] == str(tiny_encoder) and len(written.report["templates"]) > 1
+    assert lines == [load_dataset(esc).summary(), "note: preset 'demo' has an untrained CLIP; pass --clip "
+                                                  "WEIGHTS for real results"]
+    again = run_zero_shot(opts)
+    assert again.report == written.report and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["zs.json",
+                                                                                                      "zs.md"]
+    with pytest.raises(ValueError, match="templates must be one of paper, sound"):
+        run_zero_shot(ZeroShotOptions(data=esc, encoder=tiny_encoder, preset="demo", templates="poem",
+                                      out=tmp_path / "bad.json"))
+
+
+@pytest.mark.parametrize("what", ["zero-shot", "linear-probe", "mapper"])
+def test_every_eval_flag_reaches_the_options_with_the_library_defaults(what):
+    """Each flag of an evaluation is a field of its options; a command line of defaults gives the library's."""
+    from dataclasses import fields
+
+    from livesound.cli import build_parser, train as cli_train
+    from livesound.eval.reports import LinearProbeOptions, MapperEvalOptions, ZeroShotOptions
+    from test_train_encoder import subparser
+
+    cls, build, given = {"zero-shot": (ZeroShotOptions, cli_train.zero_shot_options, {"data": "d"}),
+                         "linear-probe": (LinearProbeOptions, cli_train.linear_probe_options, {"data": "d"}),
+                         "mapper": (MapperEvalOptions, cli_train.mapper_eval_options, {})}[what]
+    flags = {a.dest for a in subparser("eval", what)._actions if a.dest != "help"}
+    assert flags <= {f.name for f in fields(cls)}, flags - {f.name for f in fields(cls)}
+    argv = ["eval", what, *(x for k, v in given.items() for x in (f"--{k}", v))]
+    assert build(build_parser().parse_args(argv)) == cls(**given)

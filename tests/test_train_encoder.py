@@ -133,3 +133,41 @@ def test_bad_training_inputs_fail_with_one_line(tmp_path, capsys, one_thread):
         assert train(*args) == 1
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err  # refused before any network is built
+
+
+def subparser(*names):
+    """The parser of ``livesound <names...>`` (e.g. ``"eval", "zero-shot"``)."""
+    import argparse
+
+    from livesound.cli import build_parser
+
+    p = build_parser()
+    for name in names:
+        p = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return p
+
+
+@pytest.mark.parametrize("command, renamed", [("train-encoder", {"no_spec_aug", "no_amp", "quiet"}),
+                                              ("train-mapper", {"quiet"})])
+def test_every_training_flag_reaches_the_options_with_the_library_defaults(command, renamed):
+    """The command only turns flags into options: each flag is an options field (or one of the negated ones),
+    and a command line of defaults gives exactly the library's default options."""
+    from dataclasses import fields
+
+    from livesound.cli import build_parser, train as cli_train
+    from livesound.train.encoder import TrainEncoderOptions
+    from livesound.train.mapper import TrainMapperOptions
+
+    cls, build = {"train-encoder": (TrainEncoderOptions, cli_train.train_encoder_options),
+                  "train-mapper": (TrainMapperOptions, cli_train.train_mapper_options)}[command]
+    flags = {a.dest for a in subparser(command)._actions if a.dest != "help"}
+    assert flags - renamed <= {f.name for f in fields(cls)}, flags - renamed - {f.name for f in fields(cls)}
+    assert build(build_parser().parse_args([command, "--data", "d"])) == cls(data="d")
+    negated = build(build_parser().parse_args([command, "--data", "d", "--quiet", "--epochs", "3",
+                                               *(["--no-spec-aug", "--no-amp", "--folds", "1,2"]
+                                                 if command == "train-encoder" else ["--amp"])]))
+    assert not negated.progress and negated.epochs == 3
+    if command == "train-encoder":
+        assert not negated.spec_aug and not negated.amp and negated.folds == "1,2"
+    else:
+        assert negated.amp

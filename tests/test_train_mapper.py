@@ -1,6 +1,8 @@
 """``livesound train-mapper``: the loss goes down, distillation reads real optimisation results, and the
 output is what the live path loads."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -72,3 +74,28 @@ def test_train_mapper_command_and_its_errors(tmp_path, capsys):
                "--run-dir", tmp_path / "run", "--out", tmp_path / "m.safetensors") == 0
     assert load_mapper(tmp_path / "m.safetensors").num_ws == 12
     assert np.isfinite([row["loss"] for row in read_log(tmp_path / "run")]).all()
+
+
+def test_train_mapper_from_the_library_reports_and_resumes(tmp_path):
+    """The library entry point without the CLI: its notes come back through ``report``, the mapper it writes is
+    the one its task trained, and a second call with ``resume`` continues the same run to more epochs."""
+    from livesound.train.mapper import TrainMapperOptions, train_mapper
+
+    opts = TrainMapperOptions(prompts=["rain", "fire"], epochs=1, steps_per_epoch=2, batch=2, device="cpu",
+                              progress=False, run_dir=tmp_path / "run", out=tmp_path / "m.safetensors",
+                              checkpoint_every=0, id_lambda=0.2)
+    lines: list[str] = []
+    summary = train_mapper(opts, report=lines.append)
+    assert summary["steps"] == 2 and summary["steps_per_epoch"] == 2 and np.isfinite(summary["last"]["loss"])
+    assert lines[0] == "note: --id-lambda has no effect without --id-weights"
+    assert "untrained CLIP" in lines[1]
+    assert lines[2].startswith("2 target(s) (2 text, 0 audio); ") and "1 process(es) on cpu" in lines[2]
+    assert lines[3].startswith("2 steps, last loss ") and lines[3].endswith(f"wrote {tmp_path / 'm.safetensors'}")
+    first = load_mapper(tmp_path / "m.safetensors").state_dict()
+
+    with pytest.raises(ValueError, match="a checkpoint of an earlier run is here"):
+        train_mapper(opts)
+    summary = train_mapper(replace(opts, resume=True, epochs=2))
+    assert summary["steps"] == 4 and [r["step"] for r in read_log(tmp_path / "run")] == [1, 2, 3, 4]
+    second = load_mapper(tmp_path / "m.safetensors").state_dict()
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # the resumed run trained on

@@ -1,17 +1,19 @@
 """The training and evaluation commands: ``train-encoder``, ``train-mapper``, ``eval zero-shot``,
 ``eval linear-probe`` and ``eval mapper``.
 
-Wiring (done in ``livesound/cli.py``): ``add_parsers(subs, sub_helper)`` adds the two trainers,
+Wiring (done in ``livesound/cli``): ``add_parsers(subs, sub_helper)`` adds the two trainers,
 ``add_eval_parsers(eval_subs, sub_helper)`` the three evaluations, and ``COMMANDS`` / ``EVALS`` map names to
-the ``cmd_*`` functions. Like the other commands these build one options object and call library functions
-(``livesound.train``, ``livesound.eval``), raising ValueError (DatasetError among them), CheckpointError,
-AudioError or PresetError with one-line messages for ``main`` to print.
+the ``cmd_*`` functions. Each command builds one options object from its flags (``*_options(args)``) and
+calls one library function: ``livesound.train.encoder.train_encoder``, ``livesound.train.mapper.train_mapper``,
+``livesound.eval.reports.run_zero_shot`` / ``run_linear_probe`` / ``run_mapper_eval``. Those raise ValueError
+(DatasetError among them), CheckpointError, AudioError or PresetError with one-line messages for ``main`` to
+print; their notes arrive here as lines for stderr.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from dataclasses import fields
 
 TRAIN_ENCODER_EXAMPLE = (
     "livesound train-encoder --data ESC-50-master/ --folds 1,2,3,4 --clip openai --out encoder.safetensors\n  "
@@ -155,289 +157,89 @@ def add_eval_parsers(evs, sub_helper) -> None:
     m.add_argument("--out", default="mapper_eval.json", help="JSON report (Markdown beside it)")
 
 
-# ---------------------------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------------------------- commands
+# Each command builds one options object from its flags and calls one library function (imported here, not at
+# the top: `livesound --help` must not load torch).
 
-def _dataset(args, folds: str | None = None):
-    from livesound.train.datasets import load_dataset
-
-    ds = load_dataset(args.data, args.layout, args.csv, skip_missing=args.skip_missing)
-    if folds:
-        ds = ds.select(folds=[f.strip() for f in folds.split(",") if f.strip()])
-    return ds
-
-
-def _clip(args, cmd: str, device="cpu"):
-    from livesound.models.clip import DEFAULT_MODEL, DEFAULT_WEIGHTS, ClipModel
-    from livesound.models.presets import clip_from_preset, load_preset
-
-    if args.clip is not None:
-        return ClipModel.load(args.clip_model, args.clip, device=device)
-    if args.preset is not None:
-        clip = clip_from_preset(load_preset(args.preset), device=device)
-        if clip.weights is None:
-            _say(cmd, f"note: preset {args.preset!r} has an untrained CLIP; pass --clip WEIGHTS for real results")
-        return clip
-    return ClipModel.load(DEFAULT_MODEL, DEFAULT_WEIGHTS, device=device)
+def _options(cls, args, **renamed):
+    """``cls`` from the parsed flags whose names are its fields, and ``renamed`` (flags read another way)."""
+    flags = vars(args)
+    return cls(**{f.name: flags[f.name] for f in fields(cls) if f.name in flags and f.name not in renamed},
+               **renamed)
 
 
-def _prompts(text: str | None) -> list[str]:
-    if not text:
-        return []
-    path = Path(text)
-    if path.suffix == ".txt":
-        if not path.is_file():
-            raise ValueError(f"{path}: no such prompt file")
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    return [p.strip() for p in text.split(",") if p.strip()]
+def _reporter(cmd: str):
+    return lambda text: _say(cmd, text)
 
 
-def _threads(n: int) -> None:
-    import torch
-
-    if n < 0:
-        raise ValueError("--threads must not be negative")
-    if n:
-        torch.set_num_threads(n)
+def _show(written, cmd: str) -> int:
+    print(written.markdown)
+    _say(cmd, f"wrote {written.json_path} and {written.markdown_path}")
+    return 0
 
 
-def _templates(name: str):
-    from livesound.models.clip import PAPER_TEMPLATES, SOUND_TEMPLATES
+def train_encoder_options(args):
+    from livesound.train.encoder import TrainEncoderOptions
 
-    return PAPER_TEMPLATES if name == "paper" else SOUND_TEMPLATES
+    return _options(TrainEncoderOptions, args, spec_aug=not args.no_spec_aug, amp=not args.no_amp,
+                    progress=not args.quiet)
 
-
-# --------------------------------------------------------------------------------------------- training
 
 def cmd_train_encoder(args) -> int:
-    import torch
+    from livesound.train.encoder import train_encoder
 
-    from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder, load_audio_encoder
-    from livesound.train import loop
-    from livesound.train.datasets import SpecCache
-    from livesound.train.encoder import EncoderTask, EncoderTrainConfig
-
-    _threads(args.threads)
-    if args.workers < 0 or args.cycle_steps < 1 or not 0 < args.lr <= args.max_lr:
-        raise ValueError("--workers must be >= 0, --cycle-steps >= 1 and 0 < --lr <= --max-lr")
-    ds = _dataset(args, args.folds)
-    run_dir = Path(args.run_dir or "runs/train-encoder")
-    cfg = loop.LoopConfig(run_dir, args.epochs, args.batch, args.seed, args.checkpoint_every, args.resume,
-                          amp=not args.no_amp, progress=not args.quiet,
-                          identity={"clips": [str(c.path) for c in ds.clips[:3]], "backbone": args.backbone})
-    dist = loop.setup_distributed(args.device)
-    try:
-        loop.check_plan(len(ds.clips), cfg, dist.world)
-        clip = _clip(args, "train-encoder", dist.device)
-        if args.init:
-            encoder = load_audio_encoder(args.init)
-        else:
-            encoder = build_audio_encoder(AudioEncoderConfig(backbone=args.backbone, embed_dim=clip.embed_dim),
-                                          seed=args.seed)
-        cache = None if (args.cache or "").lower() == "none" else Path(args.cache or run_dir / "spec_cache")
-        task = EncoderTask(ds, encoder, clip, EncoderTrainConfig(templates=_templates(args.templates),
-                                                                 text_aug=args.text_aug,
-                                                                 spec_aug=not args.no_spec_aug),
-                           SpecCache(cache), dist.device, Path(args.out))
-        sgd = args.optimizer == "sgd"
-        if sgd:
-            opt = torch.optim.SGD(task.model.parameters(), lr=args.lr, momentum=args.momentum,
-                                  weight_decay=args.weight_decay)
-        else:
-            opt = torch.optim.AdamW(task.model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-        sched = torch.optim.lr_scheduler.CyclicLR(opt, base_lr=args.lr, max_lr=args.max_lr,
-                                                  step_size_up=args.cycle_steps, cycle_momentum=sgd)
-        if dist.main:
-            _say("train-encoder", f"{ds.summary()}; {dist.world} process(es) on {dist.device}; batch {args.batch}, "
-                                  f"{args.epochs} epochs -> {args.out}")
-        summary = loop.run(task, opt, sched, cfg, dist, loader=task.loader(args.workers))
-        if dist.main:
-            last = summary["last"].get("loss", float("nan"))
-            _say("train-encoder", f"{summary['steps']} steps, last loss {last:.4f}; wrote {args.out} and "
-                                  f"{run_dir / loop.CHECKPOINT}")
-    finally:
-        loop.cleanup_distributed()
+    train_encoder(train_encoder_options(args), report=_reporter("train-encoder"))
     return 0
+
+
+def train_mapper_options(args):
+    from livesound.train.mapper import TrainMapperOptions
+
+    return _options(TrainMapperOptions, args, progress=not args.quiet)
 
 
 def cmd_train_mapper(args) -> int:
-    import torch
+    from livesound.train.mapper import train_mapper
 
-    from livesound.models.mapper import MapperConfig, build_mapper, load_mapper
-    from livesound.models.presets import encoder_from_preset, generator_from_preset, load_preset
-    from livesound.train import loop
-    from livesound.train.mapper import (MapperTask, MapperTrainConfig, audio_targets, distill_targets, merge,
-                                        mapper_optimizer, text_targets)
-
-    _threads(args.threads)
-    prompts = _prompts(args.prompts)
-    clips = _dataset(args).clips if args.data else []
-    if not prompts and not clips:
-        raise ValueError("give targets: --prompts and/or --data (audio clips)")
-    if args.steps_per_epoch < 1:
-        raise ValueError("--steps-per-epoch must be at least 1")
-    if args.distill and not any(Path(args.distill).glob("*/result.npy")):  # before building any network
-        raise ValueError(f"{args.distill}: no <target>/result.npy from `livesound optimize` here")
-    if args.id_weights is None and args.id_lambda != 0.1:
-        _say("train-mapper", "note: --id-lambda has no effect without --id-weights")
-    preset = load_preset(args.preset)
-    run_dir = Path(args.run_dir or "runs/train-mapper")
-    cfg = loop.LoopConfig(run_dir, args.epochs, args.batch, args.seed, args.checkpoint_every, args.resume,
-                          amp=args.amp, progress=not args.quiet,
-                          identity={"targets": len(prompts) + len(clips), "strength": args.strength})
-    dist = loop.setup_distributed(args.device)
-    try:
-        loop.check_plan(args.steps_per_epoch * args.batch, cfg, dist.world)
-        G = generator_from_preset(preset, args.generator, device=str(dist.device))
-        clip = _clip(args, "train-mapper", dist.device)
-        encoder = encoder_from_preset(preset, args.encoder, device=str(dist.device)) if clips or args.distill \
-            else None
-        pools = [text_targets(clip, prompts)]
-        if clips:
-            pools.append(audio_targets(encoder, [c.path for c in clips]))
-        pool = merge(pools)
-        distill = distill_targets(Path(args.distill), G, clip, encoder) if args.distill else None
-        identity = None
-        if args.id_weights:
-            from livesound.models.arcface import IdentityLoss, load_arcface
-
-            identity = IdentityLoss(load_arcface(args.id_weights, str(dist.device)))
-        if args.init:
-            mapper = load_mapper(args.init)
-        else:
-            mapper = build_mapper(MapperConfig(num_ws=G.num_ws, w_dim=G.w_dim, clip_dim=clip.embed_dim),
-                                  seed=args.seed)
-        psi = preset.truncation_psi if args.trunc is None else args.trunc
-        tcfg = MapperTrainConfig(strength=args.strength, truncation=psi, clip_lambda=args.clip_lambda,
-                                 l2_lambda=args.l2_lambda, id_lambda=args.id_lambda,
-                                 distill_lambda=args.distill_lambda,
-                                 samples_per_epoch=args.steps_per_epoch * args.batch, noise_mode=preset.noise_mode)
-        task = MapperTask(mapper, G, clip, pool, tcfg, dist.device, Path(args.out), identity, distill)
-        opt = mapper_optimizer(task.model, args.lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-        if dist.main:
-            distilled = "" if distill is None else f", {distill.w_src.shape[0]} distilled"
-            _say("train-mapper", f"{len(pool.names)} target(s) ({len(prompts)} text, {len(clips)} audio{distilled}); "
-                                 f"{G.resolution} px generator; {dist.world} process(es) on {dist.device} -> "
-                                 f"{args.out}")
-        summary = loop.run(task, opt, sched, cfg, dist)
-        if dist.main:
-            last = summary["last"].get("loss", float("nan"))
-            _say("train-mapper", f"{summary['steps']} steps, last loss {last:.4f}; wrote {args.out}")
-    finally:
-        loop.cleanup_distributed()
+    train_mapper(train_mapper_options(args), report=_reporter("train-mapper"))
     return 0
 
 
-# ------------------------------------------------------------------------------------------- evaluation
+def zero_shot_options(args):
+    from livesound.eval.reports import ZeroShotOptions
 
-def _eval_embeddings(args, cmd: str):
-    from tqdm import tqdm
-
-    from livesound.eval.zero_shot import embed_clips
-    from livesound.models.presets import encoder_from_preset, load_preset
-    from livesound.train.datasets import SpecCache
-
-    ds = _dataset(args)
-    if args.batch < 1:
-        raise ValueError("--batch must be at least 1")
-    if args.encoder:
-        from livesound.models.audio_encoder import load_audio_encoder
-
-        encoder = load_audio_encoder(args.encoder)
-    else:  # the preset's encoder, else the paper's released one from the models folder
-        from livesound.models.presets import Preset
-
-        preset = load_preset(args.preset) if args.preset else Preset("paper", "the paper's encoder", generator={})
-        encoder = encoder_from_preset(preset)
-    cache = SpecCache(None if (args.cache or "none").lower() == "none" else args.cache)
-    _say(cmd, ds.summary())
-    bar = lambda it: tqdm(it, unit="batch", file=sys.stderr, disable=None)  # noqa: E731
-    emb = embed_clips(encoder, [c.path for c in ds.clips], cache, args.batch, args.device, bar)
-    return ds, encoder, emb
-
-
-def _write_report(out: Path, report: dict, markdown: str, cmd: str) -> None:
-    from livesound.files import write_json
-    from livesound.files import atomic_write
-
-    write_json(out, report)
-    md = out.with_suffix(".md")
-    atomic_write(md, lambda tmp: tmp.write_text(markdown))
-    print(markdown)
-    _say(cmd, f"wrote {out} and {md}")
-
-
-def _describe(args, ds, clip) -> dict:
-    from livesound.eval.zero_shot import PREPROCESSING
-
-    return {"dataset": ds.summary(), "encoder": args.encoder or f"preset {args.preset or 'paper'}",
-            "clip": f"{clip.name} {clip.weights or '(untrained)'}", "preprocessing": PREPROCESSING}
+    return _options(ZeroShotOptions, args)
 
 
 def cmd_zero_shot(args) -> int:
-    from livesound.eval.zero_shot import PUBLISHED, format_markdown, zero_shot
-    from livesound.train.datasets import label_text
+    from livesound.eval.reports import run_zero_shot
 
-    ds, _, emb = _eval_embeddings(args, "eval zero-shot")
-    clip = _clip(args, "eval zero-shot")
-    text = clip.encode_text([label_text(c) for c in ds.classes], _templates(args.templates)).numpy()
-    report = {**_describe(args, ds, clip), "templates": list(_templates(args.templates)),
-              **zero_shot(emb, ds.targets(), text, ds.classes, [c.fold for c in ds.clips])}
-    published = PUBLISHED.get(ds.layout, {}).get("zero-shot", [])
-    report["published"] = dict(published)
-    _write_report(Path(args.out), report, format_markdown(f"Zero-shot classification ({ds.layout})", report,
-                                                          published), "eval zero-shot")
-    return 0
+    return _show(run_zero_shot(zero_shot_options(args), report=_reporter("eval zero-shot")), "eval zero-shot")
+
+
+def linear_probe_options(args):
+    from livesound.eval.reports import LinearProbeOptions
+
+    return _options(LinearProbeOptions, args)
 
 
 def cmd_linear_probe(args) -> int:
-    from livesound.eval.linear_probe import linear_probe
-    from livesound.eval.zero_shot import PREPROCESSING, PUBLISHED, format_markdown
-    from livesound.train.datasets import assign_folds
+    from livesound.eval.reports import run_linear_probe
 
-    ds, _, emb = _eval_embeddings(args, "eval linear-probe")
-    had_folds = bool(ds.folds)
-    ds = assign_folds(ds, args.kfold, seed=0)
-    report = {"dataset": ds.summary() + ("" if had_folds else f" (folds made: {args.kfold}, stratified, seed 0)"),
-              "encoder": args.encoder or f"preset {args.preset or 'paper'}",
-              "preprocessing": PREPROCESSING,
-              **linear_probe(emb, ds.targets(), ds.classes, [c.fold for c in ds.clips], l2=args.l2)}
-    published = PUBLISHED.get(ds.layout, {}).get("linear-probe", [])
-    report["published"] = dict(published)
-    _write_report(Path(args.out), report, format_markdown(f"Linear probe ({ds.layout})", report, published),
-                  "eval linear-probe")
-    return 0
+    return _show(run_linear_probe(linear_probe_options(args), report=_reporter("eval linear-probe")),
+                 "eval linear-probe")
+
+
+def mapper_eval_options(args):
+    from livesound.eval.reports import MapperEvalOptions
+
+    return _options(MapperEvalOptions, args)
 
 
 def cmd_mapper_eval(args) -> int:
-    from livesound.eval.mapper_eval import EvalTarget, format_markdown, mapper_vs_optimisation
-    from livesound.offline.generate import parse_seeds
-    from livesound.live.build import mapper_from_preset
-    from livesound.offline.optimize import OptimizeConfig, audio_embedding
-    from livesound.offline.targets import audio_files
-    from livesound.models.presets import encoder_from_preset, generator_from_preset, load_preset
+    from livesound.eval.reports import run_mapper_eval
 
-    prompts = _prompts(args.prompts)
-    files = audio_files(args.audio) if args.audio else []
-    if not prompts and not files:
-        raise ValueError("give targets: --prompts and/or --audio")
-    if args.repeats < 1:
-        raise ValueError("--repeats must be at least 1")
-    preset = load_preset(args.preset)
-    G = generator_from_preset(preset, args.generator, device=args.device)
-    clip = _clip(args, "eval mapper", args.device)
-    mapper = mapper_from_preset(preset, G, clip.embed_dim, args.mapper)
-    targets = [EvalTarget(f"text:{p}", "text", clip.encode_text([p])[0]) for p in prompts]
-    if files:
-        encoder = encoder_from_preset(preset, args.encoder, device=args.device).eval()
-        targets += [EvalTarget(f"audio:{f.name}", "audio", audio_embedding(encoder, f)) for f in files]
-    cfg = OptimizeConfig(steps=args.steps, lr=args.lr, l2_lambda=args.l2, truncation=preset.truncation_psi,
-                         noise_mode=preset.noise_mode)
-    report = mapper_vs_optimisation(G, clip, mapper, targets, parse_seeds(args.seeds), args.strength, cfg,
-                                    repeats=args.repeats)
-    report.update(device=args.device, mapper=args.mapper or f"preset {args.preset}", generator_px=G.resolution)
-    _write_report(Path(args.out), report, format_markdown(report, args.device), "eval mapper")
-    return 0
+    return _show(run_mapper_eval(mapper_eval_options(args), report=_reporter("eval mapper")), "eval mapper")
 
 
 COMMANDS = {"train-encoder": cmd_train_encoder, "train-mapper": cmd_train_mapper}

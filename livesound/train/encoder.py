@@ -1,5 +1,8 @@
 """``livesound train-encoder``: the paper's contrastive training of the audio encoder into CLIP space.
 
+``train_encoder(TrainEncoderOptions(...))`` is the whole run (the command builds the options from its flags);
+``EncoderTask`` is its step, which ``livesound.train.loop`` drives.
+
 One step (docs/design.md, the paper's soundclip training):
 
 1. Each clip's cached log-mel (``unit_db`` over the whole clip, [128, F]) is cut to 864 frames: a **random
@@ -38,9 +41,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from livesound.audio.features import PAPER_FRAMES, to_encoder_input
-from livesound.models.audio_encoder import save_audio_encoder
+from livesound.models.audio_encoder import (AudioEncoderConfig, build_audio_encoder, load_audio_encoder,
+                                            save_audio_encoder)
 from livesound.models.clip import PAPER_TEMPLATES, resize_center_crop
+from livesound.train import loop
 from livesound.train.datasets import Dataset, DatasetError, SpecCache, label_text
+from livesound.train.inputs import ClipChoice, DatasetChoice, Report, quiet, set_threads, templates_named
 
 
 log = logging.getLogger("livesound")
@@ -224,3 +230,100 @@ def _read_image(path: Path) -> torch.Tensor:
     except (OSError, UnidentifiedImageError) as e:
         raise DatasetError(f"{path}: not a readable image ({e})") from None
     return torch.from_numpy(arr).permute(2, 0, 1)[None] / 127.5 - 1.0
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+@dataclass
+class TrainEncoderOptions(ClipChoice, DatasetChoice):
+    """One ``train-encoder`` run; the defaults are the paper's recipe (and the command's)."""
+    folds: str | Sequence[str] | None = None   # train on these folds only, e.g. "1,2,3,4" (ESC-50), "train"
+    out: str | Path = "encoder.safetensors"
+    backbone: str = "resnet18"                 # timm backbone of a fresh encoder
+    init: str | Path | None = None             # start from these encoder weights instead
+    templates: str = "paper"                   # label prompts: "paper" (bare label) or "sound" (an ensemble)
+    text_aug: float = 0.0
+    spec_aug: bool = True
+    run_dir: str | Path | None = None          # checkpoint, log.csv, TensorBoard (default runs/train-encoder)
+    resume: bool = False
+    epochs: int = 50
+    batch: int = 320                           # global: split over torchrun processes
+    checkpoint_every: int = 500                # steps; 0: at the end only
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0                           # torch CPU threads (0: torch's default)
+    progress: bool = True
+    optimizer: str = "sgd"                     # "sgd" (the paper's) or "adamw"
+    lr: float = 1e-3                           # the cyclic learning rate's low end
+    max_lr: float = 0.1                        # and its high end
+    cycle_steps: int = 2000                    # steps from low to high
+    momentum: float = 0.9                      # SGD, cycled 0.8-0.9 with the learning rate
+    weight_decay: float = 5e-4
+    cache: str | Path | None = None            # spectrogram cache (default <run_dir>/spec_cache; "none": none)
+    workers: int = 2                           # DataLoader processes (0: load in this one)
+    amp: bool = True                           # autocast on CUDA
+
+    def run_folder(self) -> Path:
+        return Path(self.run_dir or "runs/train-encoder")
+
+    def cache_folder(self) -> Path | None:
+        if str(self.cache or "").lower() == "none":
+            return None
+        return Path(self.cache or self.run_folder() / "spec_cache")
+
+
+def train_encoder(opts: TrainEncoderOptions, report: Report = quiet) -> dict:
+    """Train (or, with ``opts.resume``, continue) an audio encoder: writes ``opts.out`` and the run folder.
+
+    Every ``torchrun`` process calls this; only rank 0 writes files and reports. Settings that cannot work
+    (too few clips for a batch, a checkpoint in the way) are refused before any network is built. Returns the
+    loop's summary (steps, epochs, steps per epoch, last losses).
+    """
+    set_threads(opts.threads)
+    if opts.workers < 0 or opts.cycle_steps < 1 or not 0 < opts.lr <= opts.max_lr:
+        raise ValueError("--workers must be >= 0, --cycle-steps >= 1 and 0 < --lr <= --max-lr")
+    if opts.optimizer not in ("sgd", "adamw"):
+        raise ValueError(f"optimizer must be sgd or adamw, got {opts.optimizer!r}")
+    templates = templates_named(opts.templates)
+    ds = opts.load_dataset(opts.folds)
+    run_dir = opts.run_folder()
+    cfg = loop.LoopConfig(run_dir, opts.epochs, opts.batch, opts.seed, opts.checkpoint_every, opts.resume,
+                          amp=opts.amp, progress=opts.progress,
+                          identity={"clips": [str(c.path) for c in ds.clips[:3]], "backbone": opts.backbone})
+    dist = loop.setup_distributed(opts.device)
+    try:
+        loop.check_plan(len(ds.clips), cfg, dist.world)
+        clip = opts.load_clip(dist.device, report)
+        task = EncoderTask(ds, _start_encoder(opts, clip.embed_dim), clip,
+                           EncoderTrainConfig(templates=templates, text_aug=opts.text_aug, spec_aug=opts.spec_aug),
+                           SpecCache(opts.cache_folder()), dist.device, Path(opts.out))
+        optimizer, scheduler = _cyclic_optimizer(task.model, opts)
+        if dist.main:
+            report(f"{ds.summary()}; {dist.world} process(es) on {dist.device}; batch {opts.batch}, "
+                   f"{opts.epochs} epochs -> {opts.out}")
+        summary = loop.run(task, optimizer, scheduler, cfg, dist, loader=task.loader(opts.workers))
+        if dist.main:
+            last = summary["last"].get("loss", float("nan"))
+            report(f"{summary['steps']} steps, last loss {last:.4f}; wrote {opts.out} and {run_dir / loop.CHECKPOINT}")
+    finally:
+        loop.cleanup_distributed()
+    return summary
+
+
+def _start_encoder(opts: TrainEncoderOptions, embed_dim: int) -> nn.Module:
+    if opts.init:
+        return load_audio_encoder(opts.init)
+    return build_audio_encoder(AudioEncoderConfig(backbone=opts.backbone, embed_dim=embed_dim), seed=opts.seed)
+
+
+def _cyclic_optimizer(model: nn.Module, opts: TrainEncoderOptions):
+    """SGD (or AdamW) under a cyclic learning rate; SGD's momentum cycles against it, as CyclicLR does."""
+    sgd = opts.optimizer == "sgd"
+    if sgd:
+        optimizer = torch.optim.SGD(model.parameters(), lr=opts.lr, momentum=opts.momentum,
+                                    weight_decay=opts.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=opts.lr, max_lr=opts.max_lr,
+                                                  step_size_up=opts.cycle_steps, cycle_momentum=sgd)
+    return optimizer, scheduler

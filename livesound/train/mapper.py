@@ -1,5 +1,8 @@
 """``livesound train-mapper``: the conditional latent mapper, trained over many target embeddings at once.
 
+``train_mapper(TrainMapperOptions(...))`` is the whole run (the command builds the options from its flags);
+``MapperTask`` is its step, which ``livesound.train.loop`` drives.
+
 StyleCLIP trains one mapper per text prompt; livesound's mapper (``livesound.models.mapper``) takes the
 target embedding as an input, so one network serves any sound. One step:
 
@@ -39,9 +42,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from livesound.models.mapper import save_mapper
+from livesound.models.arcface import IdentityLoss, load_arcface
+from livesound.models.mapper import MapperConfig, build_mapper, load_mapper, save_mapper
+from livesound.models.presets import Preset, encoder_from_preset, generator_from_preset, load_preset
 from livesound.offline.embed import EmbedOptions, embed_files
 from livesound.offline.optimize import AUDIO_SCALE, audio_embedding, clip_image_embedding
+from livesound.train import loop
+from livesound.train.inputs import ClipChoice, DatasetChoice, Report, prompt_list, quiet, set_threads
 
 
 log = logging.getLogger("livesound")
@@ -223,3 +230,100 @@ def fixed_loss(task: MapperTask, batches: int = 2, batch: int = 4, seed: int = 1
             targets = torch.randint(0, len(task.pool.names), (batch,), generator=gen)
             total += float(task.losses(task.model, targets, gen)["loss"])
     return total / batches
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+@dataclass
+class TrainMapperOptions(ClipChoice, DatasetChoice):
+    """One ``train-mapper`` run: targets from ``prompts`` and/or the clips of ``data``, StyleCLIP's weights."""
+    preset: str | None = "demo"                # whose generator, encoder and CLIP to use
+    generator: str | Path | None = None        # generator checkpoint (overrides the preset's)
+    encoder: str | Path | None = None          # audio encoder for ``data`` targets (overrides the preset's)
+    prompts: str | Sequence[str] | None = None  # a list, comma-separated text, or a .txt file (one per line)
+    distill: str | Path | None = None          # also fit the ``livesound optimize`` results in this folder
+    id_weights: str | Path | None = None       # IR-SE50 ArcFace weights: the identity loss (faces)
+    init: str | Path | None = None             # start from this mapper instead of a fresh one
+    out: str | Path = "mapper.safetensors"
+    run_dir: str | Path | None = None          # checkpoint, log.csv, TensorBoard (default runs/train-mapper)
+    resume: bool = False
+    epochs: int = 10
+    batch: int = 8                             # global: split over torchrun processes
+    checkpoint_every: int = 200                # steps; 0: at the end only
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0                           # torch CPU threads (0: torch's default)
+    progress: bool = True
+    steps_per_epoch: int = 128
+    lr: float = 0.5                            # Adam, the mapper body (StyleCLIP's)
+    strength: float = 0.1                      # the edit w + strength * M(w, e)
+    trunc: float | None = None                 # truncation of sampled latents (default: the preset's)
+    clip_lambda: float = 1.0
+    l2_lambda: float = 0.8
+    id_lambda: float = 0.1                     # used only with ``id_weights``
+    distill_lambda: float = 1.0
+    amp: bool = False                          # autocast the generator and CLIP to float16 on CUDA
+
+
+def train_mapper(opts: TrainMapperOptions, report: Report = quiet) -> dict:
+    """Train (or, with ``opts.resume``, continue) a mapper: writes ``opts.out`` and the run folder.
+
+    Every ``torchrun`` process calls this; only rank 0 writes files and reports. Missing targets, an empty
+    distillation folder and settings the loop cannot run are refused before any network is built. Returns
+    the loop's summary (steps, epochs, steps per epoch, last losses).
+    """
+    set_threads(opts.threads)
+    prompts = prompt_list(opts.prompts)
+    clips = opts.load_dataset().clips if opts.data else []
+    if not prompts and not clips:
+        raise ValueError("give targets: --prompts and/or --data (audio clips)")
+    if opts.steps_per_epoch < 1:
+        raise ValueError("--steps-per-epoch must be at least 1")
+    if opts.distill and not any(Path(opts.distill).glob("*/result.npy")):
+        raise ValueError(f"{opts.distill}: no <target>/result.npy from `livesound optimize` here")
+    if opts.id_weights is None and opts.id_lambda != 0.1:
+        report("note: --id-lambda has no effect without --id-weights")
+    preset = load_preset(opts.preset)
+    cfg = loop.LoopConfig(Path(opts.run_dir or "runs/train-mapper"), opts.epochs, opts.batch, opts.seed,
+                          opts.checkpoint_every, opts.resume, amp=opts.amp, progress=opts.progress,
+                          identity={"targets": len(prompts) + len(clips), "strength": opts.strength})
+    dist = loop.setup_distributed(opts.device)
+    try:
+        loop.check_plan(opts.steps_per_epoch * opts.batch, cfg, dist.world)
+        task = _mapper_task(opts, preset, prompts, [c.path for c in clips], dist.device, report)
+        optimizer = mapper_optimizer(task.model, opts.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        if dist.main:
+            distilled = "" if task.distill is None else f", {task.distill.w_src.shape[0]} distilled"
+            report(f"{len(task.pool.names)} target(s) ({len(prompts)} text, {len(clips)} audio{distilled}); "
+                   f"{task.G.resolution} px generator; {dist.world} process(es) on {dist.device} -> {opts.out}")
+        summary = loop.run(task, optimizer, scheduler, cfg, dist)
+        if dist.main:
+            last = summary["last"].get("loss", float("nan"))
+            report(f"{summary['steps']} steps, last loss {last:.4f}; wrote {opts.out}")
+    finally:
+        loop.cleanup_distributed()
+    return summary
+
+
+def _mapper_task(opts: TrainMapperOptions, preset: Preset, prompts: list[str], clips: list[Path],
+                 device: torch.device, report: Report) -> MapperTask:
+    """The networks and targets of the run, built in the order whose first failure names the culprit."""
+    G = generator_from_preset(preset, opts.generator, device=str(device))
+    clip = opts.load_clip(device, report)
+    encoder = encoder_from_preset(preset, opts.encoder, device=str(device)) if clips or opts.distill else None
+    pools = [text_targets(clip, prompts)]
+    if clips:
+        pools.append(audio_targets(encoder, clips))
+    distill = distill_targets(Path(opts.distill), G, clip, encoder) if opts.distill else None
+    identity = IdentityLoss(load_arcface(opts.id_weights, str(device))) if opts.id_weights else None
+    if opts.init:
+        mapper = load_mapper(opts.init)
+    else:
+        mapper = build_mapper(MapperConfig(num_ws=G.num_ws, w_dim=G.w_dim, clip_dim=clip.embed_dim), seed=opts.seed)
+    tcfg = MapperTrainConfig(strength=opts.strength,
+                             truncation=preset.truncation_psi if opts.trunc is None else opts.trunc,
+                             clip_lambda=opts.clip_lambda, l2_lambda=opts.l2_lambda, id_lambda=opts.id_lambda,
+                             distill_lambda=opts.distill_lambda,
+                             samples_per_epoch=opts.steps_per_epoch * opts.batch, noise_mode=preset.noise_mode)
+    return MapperTask(mapper, G, clip, merge(pools), tcfg, device, Path(opts.out), identity, distill)
