@@ -4,7 +4,7 @@
     python benchmarks/bench_rig.py --frames 2000 --threads 2
 
 Scenarios (the demo preset's networks, torch threads as given, fp32):
-  osc_out.frame       OscOut.send_frame: 8 datagrams of one frame's features to a UDP receiver on 127.0.0.1
+  osc_out.frame       OscOut.send_frame: 9 datagrams of one frame's features to a UDP receiver on 127.0.0.1
   hpss.frame          StreamingHPSS.update after one video frame of audio (1470 samples = 2-3 STFT hops);
                       the stream's own STFT is not included (the encoder path already pays it)
   reactivity.frame    Reactivity.step + source with every gain on (walk, kick): the latent arithmetic

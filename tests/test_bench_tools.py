@@ -1,6 +1,6 @@
 """Measurement tools of the fast-generator issue: the generator's FLOP count, the peak measurement, the
 generator-only bench report, and the sound-to-picture latency tool (click matching on planted clicks, the
-report of a short real-time run on a file source)."""
+report of a short real-time run on a file source, and on the live microphone through a PulseAudio null sink)."""
 
 from __future__ import annotations
 
@@ -140,3 +140,41 @@ def test_latency_bench_report_on_a_file_source(tmp_path):
         assert 0 <= c["capture_ms"] < 50 and c["wait_ms"] >= 0 and c["compute_ms"] > 0
     assert 0 < r["onset_to_frame_ms"]["p50"] < 1000
     assert (tmp_path / "lat.png").stat().st_size > 0
+
+
+def test_latency_bench_captures_through_the_live_microphone(tmp_path):
+    """The pulseaudio path measures the class and settings `livesound live --source mic` captures with, and the
+    capture part carries PortAudio's input latency as the capture child reported it."""
+    import inspect
+    import os
+
+    from livesound.audio.io import AudioError
+    from livesound.audio.mic import Microphone
+    from livesound.audio.pulse import NullSink
+    from livesound.audio.sources import _sounddevice
+    from livesound.bench.latency import _pulse_missing, run_latency_bench
+    from livesound.live.build import LiveOptions, open_source
+
+    missing = _pulse_missing()
+    if missing:
+        pytest.skip(missing)
+    server = NullSink(_sounddevice(), f"livesound_bench_test_{os.getpid()}")
+    try:
+        server.start()
+    except AudioError as e:
+        pytest.skip(f"cannot start a PulseAudio server: {e.problem}")
+    try:
+        live = open_source(LiveOptions(source="mic", device="pulse"))
+    finally:
+        server.stop()
+    defaults = inspect.signature(run_latency_bench).parameters
+    assert isinstance(live, Microphone)
+    assert (live.blocksize, live.latency) == (defaults["blocksize"].default, defaults["latency"].default)
+
+    r = run_latency_bench("demo", seconds=1.5, path="pulseaudio", period=0.5, lead=1.0, backend="torch",
+                          log=lambda line: None)
+    assert r["path"] == "pulseaudio" and r["clicks_played"] == 3 and r["clicks"] == 3
+    assert 0 < r["settings"]["input_latency_s"] < 0.5 and "reported input latency" in r["capture_measured"]
+    assert isinstance(r["input_overflows"], int)
+    for c in r["per_click"]:  # the device's share is in it (less at most the microseconds of a stamp's lag)
+        assert c["capture_ms"] > r["settings"]["input_latency_s"] * 1e3 - 0.5

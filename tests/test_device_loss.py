@@ -1,8 +1,9 @@
 """Audio device loss and return: the picture goes on with silence, the microphone reconnects by itself.
 
 Two levels:
-- ``Microphone`` with a stand-in capture child (a real process writing the child's protocol into a real pipe):
-  killing or freezing the child is a device loss; runs everywhere.
+- ``Microphone`` with a stand-in capture child (``capture_helpers.fake_child``: a real process writing the child's
+  protocol into real pipes): killing or freezing the child is a device loss; the child reports overflows, floods
+  its stderr or breaks the protocol; runs everywhere.
 - The issue's contract, for real through PulseAudio (docs/design.md's null-sink recipe): ``livesound live --source mic
   --device pulse --headless`` while the server is stopped and started again; skipped where PulseAudio is absent.
 """
@@ -22,24 +23,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from capture_helpers import fake_child
 from livesound.audio.io import AudioError
 from livesound.audio.mic import Microphone
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 44100
-
-# A stand-in for capture_child: the same protocol (header line, then float32 samples in real time), a 0.25 tone.
-FAKE_CHILD = r"""
-import json, sys, time
-import numpy as np
-out = sys.stdout.buffer
-out.write((json.dumps({"device": "fake", "samplerate": 44100, "note": ""}) + "\n").encode()); out.flush()
-t0, n = time.monotonic(), 0
-while True:
-    block = (0.25 * np.sin(2 * np.pi * 440 * (n + np.arange(256)) / 44100)).astype("<f4")
-    out.write(block.tobytes()); out.flush(); n += 256
-    time.sleep(max(0.0, t0 + n / 44100 - time.monotonic()))
-"""
 
 
 def _wait(cond, timeout: float) -> bool:
@@ -57,7 +46,7 @@ def _fds() -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open files through /proc (Linux)")
 def test_lost_child_gives_silence_then_reconnects_without_leaks():
-    mic = Microphone("fake", command=[sys.executable, "-c", FAKE_CHILD], stall_s=0.3, backoff_s=0.1)
+    mic = Microphone("fake", command=fake_child(), stall_s=0.3, backoff_s=0.1)
     threads0, fds0 = threading.active_count(), _fds()
     mic.start()
     try:
@@ -93,6 +82,88 @@ def test_a_child_that_cannot_open_fails_start_with_its_reason():
     with pytest.raises(AudioError, match="no such device: xyz"):
         mic.start()
     assert not mic.running
+
+
+# Overflows at blocks 10, 20 and 30 (this child's totals 1, 2, 3), between lines of ALSA-style chatter.
+OVERFLOWING = """
+if n // 256 in (10, 20, 30):
+    print("ALSA lib pcm.c:8570:(snd_pcm_recover) overrun occurred", file=err, flush=True)
+    print(f"overflow {n // 2560}", file=err, flush=True)
+"""
+
+
+def test_overflows_are_counted_over_reconnects_and_reach_engine_stats(caplog):
+    from livesound.live.build import LiveOptions, build_pipeline
+    from livesound.live.engine import LiveEngine
+
+    mic = Microphone("fake", command=fake_child("", OVERFLOWING), stall_s=0.3, backoff_s=0.1)
+    engine = LiveEngine(build_pipeline(LiveOptions(preset="demo", backend="torch")), mic)
+    engine.start()
+    try:
+        assert _wait(lambda: mic.input_overflows == 3 and engine.frames_rendered > 0, 60), mic.input_overflows
+        assert mic.input_latency == pytest.approx(0.0116)
+        os.kill(mic._proc.pid, signal.SIGKILL)
+        # A new child counts from 1 again; the microphone adds every child's up.
+        assert _wait(lambda: mic.reconnects == 1 and mic.input_overflows == 6, 15), mic.input_overflows
+        stats = engine.stats()
+    finally:
+        engine.stop()
+    assert stats["input_overflows"] == 6 and stats["source_state"] == "ok"
+    assert json.loads(json.dumps(stats))["input_overflows"] == 6  # as --stats writes it
+    warned = [r.getMessage() for r in caplog.records if "input overflow" in r.getMessage()]
+    assert len(warned) == 1 and "'fake'" in warned[0]  # the first one is logged, the rest only counted
+
+
+def test_a_child_flooding_stderr_keeps_delivering_samples():
+    """1 MB of text on stderr (half before the header, half while streaming): far more than a pipe holds, so
+    a supervisor that did not read it would see the child block and the samples stop."""
+    flood = "print('ALSA lib confmisc.c:767:(parse_card) cannot find card ' + 'x' * 90, file=err)\n"
+    before = "for _ in range(5000):\n    " + flood + "err.flush()"
+    each = "if n <= 256 * 50:\n    for _ in range(100):\n        " + flood + "    err.flush()"
+    mic = Microphone("fake", command=fake_child(before, each), stall_s=0.5, open_timeout_s=10)
+    with mic:
+        t0, n0 = time.monotonic(), mic.captured_samples
+        time.sleep(1.5)
+        captured, elapsed = mic.captured_samples - n0, time.monotonic() - t0
+        state, losses = mic.state, mic.losses
+        x = mic.ring.read_available()
+    assert losses == 0 and state == "ok"
+    assert captured > 0.8 * elapsed * SR, (captured, elapsed * SR)
+    assert np.abs(x[-SR // 10:]).max() > 0.2
+    assert "cannot find card" in mic._said[-1]  # the last words are kept for an error message
+
+
+# The 2nd child writes a line that is not JSON, the 3rd a JSON header without its device, the 4th is fine.
+BROKEN_SOMETIMES = """
+count = int(open(args[0]).read()) + 1 if os.path.exists(args[0]) else 1
+open(args[0], "w").write(str(count))
+if count == 2:
+    out.write(b"this is not json\\n"); out.flush(); time.sleep(60)
+if count == 3:
+    out.write(b'{"samplerate": 44100}\\n'); out.flush(); time.sleep(60)
+"""
+
+
+def test_a_malformed_header_is_a_failed_start_and_the_supervisor_retries(tmp_path, caplog):
+    count = tmp_path / "starts"
+    mic = Microphone("fake", command=fake_child(BROKEN_SOMETIMES, "", str(count)), stall_s=0.3, backoff_s=0.1)
+    with mic:
+        assert _wait(lambda: mic.ring.total_written > SR // 4, 10)
+        os.kill(mic._proc.pid, signal.SIGKILL)
+        assert _wait(lambda: mic.state == "ok" and mic.reconnects == 1, 20), (mic.state, count.read_text())
+        assert mic.running and mic.error is None and count.read_text() == "4"
+        mic.ring.read_available()
+        time.sleep(0.3)
+        assert np.abs(mic.ring.read_available()[-SR // 10:]).max() > 0.2
+    warned = [r.getMessage() for r in caplog.records if "broke the protocol" in r.getMessage()]
+    assert len(warned) == 1 and "not json" in warned[0]
+
+
+def test_a_malformed_header_at_start_fails_start_with_the_line():
+    bad = [sys.executable, "-c", "import sys, time; print('hello from a wrong program'); sys.stdout.flush(); "
+           "time.sleep(60)"]
+    with pytest.raises(AudioError, match="broke the protocol.*hello from a wrong program"):
+        Microphone("fake", command=bad, open_timeout_s=5).start()
 
 
 # -------------------------------------------------------------------------------------------- real PulseAudio
@@ -160,6 +231,7 @@ def test_contract_live_mic_survives_a_sound_server_restart(pulse_server, tmp_pat
     assert len(list(out.glob("frame_*.png"))) == frames
     d = json.loads(stats.read_text())
     assert d["source_losses"] >= 1 and d["source_reconnects"] >= 1
+    assert isinstance(d["input_overflows"], int)                        # counted over every capture child
     rows = d["timeline"]["rows"]                                        # [t, frame, level, onset, state]
     lost = [i for i, r in enumerate(rows) if r[4] in ("lost", "reconnecting")]
     after = [i for i, r in enumerate(rows) if i > lost[-1]]

@@ -236,8 +236,33 @@ def test_features_go_out_at_frame_rate_and_never_block(stages):
         rig.close()
         rx.close()
     levels = [p for a, p in got if a == "/livesound/level"]
-    assert rendered >= n and len(levels) == rendered == rig.osc_out.sent // 8  # one per frame, no labels here
-    assert {a for a, _ in got} >= {f"/livesound/{x}" for x in ("level", "onset", "bands", "pulse", "motion", "fps")}
+    assert rendered >= n and len(levels) == rendered == rig.osc_out.sent // 9  # one per frame, no labels here
+    assert {a for a, _ in got} >= {f"/livesound/{x}" for x in ("level", "onset", "bands", "pulse", "motion", "fps",
+                                                                "overflows")}
+    assert [p for a, p in got if a == "/livesound/overflows"] == [[0]] * rendered  # a synth loses nothing
+
+
+def test_overflows_go_out_as_the_microphone_counts_them(stages):
+    """A microphone whose (stand-in) capture child reports two overflows: `/overflows` follows its count."""
+    from capture_helpers import fake_child
+    from livesound.audio.mic import Microphone
+
+    overflowing = "if n // 256 in (20, 40):\n    print(f'overflow {n // 5120}', file=err, flush=True)"
+    mic = Microphone("fake", command=fake_child("", overflowing))
+    rx = receiver()
+    engine = LiveEngine(stages, mic)
+    rig = Rig(engine, RigOptions(osc_out=f"127.0.0.1:{rx.getsockname()[1]}")).attach(engine)
+    engine.start()
+    try:
+        assert wait_for(lambda: mic.input_overflows == 2 and engine.frames_rendered >= 3, 60)
+        n = engine.frames_rendered
+        assert wait_for(lambda: engine.frames_rendered >= n + 2, 30)
+    finally:
+        engine.stop()
+        rig.close()
+    got = [p[0] for a, p in drain(rx) if a == "/livesound/overflows"]
+    rx.close()
+    assert got == sorted(got) and got[-1] == 2 and all(isinstance(v, int) for v in got)
 
 
 def test_sender_drops_instead_of_blocking_when_nobody_listens():

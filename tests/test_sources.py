@@ -1,8 +1,9 @@
 """Live sources: pacing, exact file delivery, prompt stop, and the microphone path through PortAudio.
 
 Real capture uses a PulseAudio null sink (docs/design.md): a sound played into the sink with ``paplay`` is
-recorded by ``MicSource(device="pulse")`` exactly as a microphone would be. Where PortAudio or PulseAudio
-is absent those tests skip and say which part is missing.
+recorded by ``Microphone(device="pulse")`` (its capture child and supervisor, as `livesound live` runs them)
+exactly as a microphone would be. Where PortAudio or PulseAudio is absent those tests skip and say which part
+is missing.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import soundfile as sf
 from livesound.audio import sources
 from livesound.audio.io import SAMPLE_RATE, AudioError, load_audio
 from livesound.audio.pulse import NullSink, missing_tools
-from livesound.audio.sources import (FileSource, MicSource, SynthSource, format_device_list, list_input_devices,
-                                     resolve_input_device)
+from livesound.audio.mic import Microphone
+from livesound.audio.sources import FileSource, SynthSource, format_device_list, list_input_devices, \
+    resolve_input_device
 
 SR = SAMPLE_RATE
 
@@ -205,7 +207,7 @@ class _NoPortAudio(importlib.abc.MetaPathFinder):
 def test_missing_portaudio_is_reported_clearly(monkeypatch):
     monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
     monkeypatch.setattr(sys, "meta_path", [_NoPortAudio(), *sys.meta_path])
-    for call in (MicSource, list_input_devices, format_device_list):
+    for call in (Microphone, list_input_devices, format_device_list):
         with pytest.raises(AudioError) as info:
             call()
         msg = str(info.value)
@@ -247,7 +249,7 @@ def _require_sounddevice():
 def test_unknown_device_name_gives_a_clear_error():
     _require_sounddevice()
     with pytest.raises(AudioError) as info:
-        MicSource(device="no-such-device-xyz")
+        Microphone(device="no-such-device-xyz")
     msg = str(info.value)
     assert "\n" not in msg
     # With devices present the message lists them; on a machine with none it says there are none.
@@ -276,14 +278,17 @@ def pulse():
 
 def _capture_tone(pulse, tmp_path, channels: int = 1) -> np.ndarray:
     path = _tone(tmp_path / "tone.wav", 0.5, hz=1000.0, amp=0.5, channels=2)
-    mic = MicSource(device="pulse", channels=channels, blocksize=256)
+    mic = Microphone(device="pulse", channels=channels, blocksize=256)
     assert mic.samplerate == SR and mic.name == "mic:pulse"
     with mic:
-        assert mic.running
+        assert mic.running and mic.state == "ok" and mic.opened_device == "pulse"
         pulse.play(path)
         time.sleep(0.2)
-    assert not mic.running and mic.error is None
-    assert mic.ring.overruns == 0
+        assert mic.captured_samples > 0.5 * SR and mic.losses == 0
+        # PortAudio's figure for the open stream (what the latency benchmark adds to the capture part).
+        assert 0 < mic.input_latency < 0.5
+    assert not mic.running and mic.error is None and mic.state == "stopped"
+    assert mic.ring.overruns == 0 and mic.input_overflows == 0
     return mic.ring.read_available()
 
 
@@ -304,5 +309,5 @@ def test_device_listing_shows_pulse(pulse):
     assert any(d["name"] == "pulse" for d in devices)
     assert "pulse" in format_device_list()
     with pytest.raises(AudioError, match=r"not found; available: \[.*pulse"):
-        MicSource(device="no-such-device-xyz")
+        Microphone(device="no-such-device-xyz")
 

@@ -125,7 +125,7 @@ class FakeEngine:
 
     def stats(self) -> dict:
         return {"stages": {k: {"p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0} for k in ("encode", "synthesize")},
-                "fps": 30.0, "frames": self._n, "dropped": 0, "overruns": 2}
+                "fps": 30.0, "frames": self._n, "dropped_samples": 0, "overruns": 2, "input_overflows": 3}
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +260,8 @@ def test_overlay_toggle_changes_the_picture(window, engine):
     press(window.view, Qt.Key.Key_O)
     assert window.overlay_visible
     lines = "\n".join(window.view.overlay.lines)
-    for needle in ("synth:test", "seed 7", "strength 1.00", "fps", "synthesize", "rain 0.31", "audio overruns 2"):
+    for needle in ("synth:test", "seed 7", "strength 1.00", "fps", "synthesize", "rain 0.31", "audio overruns 2",
+                   "overflows 3"):
         assert needle in lines
     with_overlay = grab(window.view)
     assert np.abs(with_overlay.astype(int) - before).sum() > 1000
@@ -269,6 +270,18 @@ def test_overlay_toggle_changes_the_picture(window, engine):
     press(window.view, Qt.Key.Key_O)
     assert not window.overlay_visible
     np.testing.assert_array_equal(grab(window.view), before)
+
+
+def test_overlay_names_each_kind_of_lost_audio_only_when_some_was_lost(engine):
+    from livesound.app.window import overlay_info
+
+    frame = engine.produce()
+    calm = {"dropped_samples": 0, "overruns": 0, "input_overflows": 0}
+    line = next(x for x in overlay_info(engine, frame, calm, None).lines if x.startswith("fps"))
+    assert "overflows" not in line and "overruns" not in line and "dropped" not in line
+    lossy = {"dropped_samples": 512, "overruns": 1, "input_overflows": 4}
+    line = next(x for x in overlay_info(engine, frame, lossy, None).lines if x.startswith("fps"))
+    assert line.endswith("dropped samples 512   audio overruns 1   overflows 4")
 
 
 def test_f_toggles_fullscreen(window):

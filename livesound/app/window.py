@@ -370,7 +370,8 @@ def overlay_info(engine, frame, stats: dict, recorder: Recorder | None) -> Overl
         lines.append("waiting for the first frame")
         return OverlayInfo(lines)
     losses = "".join(f"   {label} {stats[key]}" for key, label in
-                     (("dropped", "dropped"), ("overruns", "audio overruns")) if stats.get(key))
+                     (("dropped_samples", "dropped samples"), ("overruns", "audio overruns"),
+                      ("input_overflows", "overflows")) if stats.get(key))
     lines.append(f"fps {frame.fps:5.1f}   frame {frame.index}{losses}")
     p95 = stats.get("stages", {})
     for name, ms in frame.stage_ms.items():

@@ -7,9 +7,14 @@ the library, and re-initialising PortAudio while a stream is open can hang too. 
 Python inside one process. In a child, the parent (``livesound.audio.mic``) just kills it and starts a
 fresh one, whose PortAudio enumerates the devices anew: nothing leaks into the parent.
 
-Protocol on stdout: one JSON line ``{"device": NAME, "samplerate": SR, "note": TEXT}`` once the stream runs,
-then mono float32 little-endian samples, block after block, until killed. On failure: one line on stderr and
-exit status 2. The device is the one named (index or part of the name) if it exists, else the default input.
+Protocol
+- stdout: one JSON line ``{"device": NAME, "samplerate": SR, "latency": SECONDS, "note": TEXT}`` once the
+  stream runs (``latency`` is the input latency the open stream reports), then mono float32 little-endian
+  samples, block after block, until killed.
+- stderr: ``overflow TOTAL`` each time PortAudio says input was lost before this process read it (TOTAL counts
+  this child's overflowed blocks); ``capture: TEXT`` for a failure, then exit status 2 (cannot open) or 3 (the
+  stream failed). Anything else there is the libraries' chatter (ALSA writes its own lines to stderr).
+The device is the one named (index or part of the name) if it exists, else the default input.
 """
 
 from __future__ import annotations
@@ -65,14 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"capture: {e}", file=sys.stderr, flush=True)
         return 2
     out = sys.stdout.buffer
-    out.write((json.dumps({"device": dev["name"], "samplerate": args.samplerate, "note": note}) + "\n").encode())
+    header = {"device": dev["name"], "samplerate": args.samplerate, "latency": float(stream.latency), "note": note}
+    out.write((json.dumps(header) + "\n").encode())
     out.flush()
+    overflows = 0
     try:
         while True:
-            data, _overflowed = stream.read(args.blocksize)         # [blocksize, channels]
+            data, overflowed = stream.read(args.blocksize)          # [blocksize, channels]
             mono = data[:, 0] if channels == 1 else data.mean(axis=1)
             out.write(np.ascontiguousarray(mono, dtype="<f4").tobytes())
             out.flush()
+            if overflowed:
+                overflows += 1
+                print(f"overflow {overflows}", file=sys.stderr, flush=True)
     except (BrokenPipeError, KeyboardInterrupt):
         return 0
     except Exception as e:  # noqa: BLE001 - the stream failed (device lost): the parent reconnects

@@ -1,9 +1,10 @@
-"""Live audio sources: a microphone, a file played in real time, a synthetic signal. Each fills a RingBuffer.
+"""Live sources: a file played in real time, a synthetic signal, and the device helpers of the microphone.
+
+Each source fills a RingBuffer. The microphone itself is ``livesound.audio.mic.Microphone`` (the one capture
+path, in a child process); this module holds what it and ``--list-devices`` share: importing sounddevice with a
+clear error, listing input devices and resolving ``--device``.
 
 Threading contract
-- ``MicSource``: PortAudio's audio thread calls ``MicSource._callback`` once per block. The callback only
-  mixes to mono into a preallocated buffer and writes the ring: no locks, no allocation of sample memory,
-  no I/O, no logging. It may not block on anything.
 - ``FileSource`` / ``SynthSource``: one daemon thread each, which generates a block, sleeps until that
   block's due time (start of a monotonic clock + samples written / rate, so the pace never drifts), and
   writes the ring. It blocks only on its stop event (as a timed sleep); a non-realtime ``FileSource`` also
@@ -12,11 +13,8 @@ Threading contract
   the thread is gone by then.
 - What crosses threads: samples through the ring (lock-free, see ``ring.py``), ``threading.Event`` flags
   (stop, ``finished``), and counters and ``error`` that only the source's thread writes and the caller
-  only reads. A failure inside the callback or thread is stored in ``error`` and ends the source; nothing
-  is raised into the audio thread's caller.
-- A lost device: when PortAudio ends the stream, ``MicSource.error`` says so. Some hosts (ALSA over a
-  PulseAudio server that died) keep PortAudio's thread retrying instead; samples then just stop, which a
-  consumer sees as ``ring.total_written`` standing still.
+  only reads. A failure inside the thread is stored in ``error`` and ends the source; nothing is raised
+  into the caller.
 """
 
 from __future__ import annotations
@@ -255,7 +253,7 @@ def _hash_uniform(idx: np.ndarray, seed: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
-# ------------------------------------------------------------------------------------------ microphone
+# ------------------------------------------------------------------------------ input devices (PortAudio)
 
 def _sounddevice():
     """Import sounddevice, turning a missing PortAudio or package into one clear AudioError."""
@@ -331,99 +329,3 @@ def resolve_input_device(device: int | str | None, devices: list[dict]) -> dict:
         raise AudioError(f"input device {device!r}", f"not found; available: {_short_list(devices)}")
     raise AudioError(f"input device {device!r}", f"matches several devices ({_short_list(found)}); "
                                                  "give more of the name or the index")
-
-
-class MicSource(AudioSource):
-    """A sound input device through PortAudio (sounddevice), mixed to mono into the ring.
-
-    The device is resolved when the source is made (clear errors for a missing PortAudio, no input device,
-    an unknown name); the stream opens on ``start``. ``input_overflows`` counts blocks PortAudio reported
-    as overflowed (audio lost before it reached us); the ring counts its own overruns. ``latency`` is the
-    device latency PortAudio is asked for: ``"low"``, ``"high"`` or seconds (None: sounddevice's default);
-    ``input_latency`` is what the open stream reports.
-    """
-
-    def __init__(self, device: int | str | None = None, samplerate: int = SAMPLE_RATE, blocksize: int = 256,
-                 channels: int = 1, ring_seconds: float = RING_SECONDS, latency: str | float | None = None):
-        self._sd = _sounddevice()
-        self.device = resolve_input_device(device, list_input_devices())
-        super().__init__(f"mic:{self.device['name']}", samplerate, ring_seconds)
-        if not 1 <= channels <= self.device["channels"]:
-            raise AudioError(f"input device {self.device['name']!r}",
-                             f"has {self.device['channels']} input channels; {channels} requested")
-        if blocksize <= 0:
-            raise ValueError(f"blocksize must be positive, got {blocksize}")
-        if not (latency in (None, "low", "high") or (isinstance(latency, (int, float)) and latency >= 0)):
-            raise ValueError(f"latency must be 'low', 'high' or seconds >= 0, got {latency!r}")
-        self.blocksize, self.channels, self.latency = int(blocksize), int(channels), latency
-        self.input_overflows = 0
-        self._mono = np.zeros(self.blocksize, dtype=np.float32)  # the callback's only scratch memory
-        self._stream = None
-        self._stopping = False
-
-    @property
-    def running(self) -> bool:
-        return self._stream is not None and self._stream.active and self.error is None
-
-    @property
-    def input_latency(self) -> float | None:
-        """Seconds of input latency the open stream reports (None while closed)."""
-        return None if self._stream is None else float(self._stream.latency)
-
-    def start(self) -> "MicSource":
-        if self._stream is not None:
-            return self
-        sd = self._sd
-        where = f"input device {self.device['name']!r}"
-        try:
-            sd.check_input_settings(device=self.device["index"], channels=self.channels, dtype="float32",
-                                    samplerate=self.samplerate)
-        except (sd.PortAudioError, ValueError) as e:
-            raise AudioError(where, f"cannot record {self.channels} channel(s) at {self.samplerate} Hz "
-                                    f"({e})") from None
-        self.error, self._stopping = None, False
-        try:
-            stream = sd.InputStream(device=self.device["index"], channels=self.channels, dtype="float32",
-                                    samplerate=self.samplerate, blocksize=self.blocksize, latency=self.latency,
-                                    callback=self._callback, finished_callback=self._finished)
-            stream.start()
-        except sd.PortAudioError as e:
-            raise AudioError(where, f"cannot open the input stream ({e})") from None
-        self._stream = stream
-        return self
-
-    def stop(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is None:
-            return
-        self._stopping = True
-        try:
-            stream.stop()
-        finally:
-            stream.close()
-
-    def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
-        """NB: called from the audio thread for each block ``indata [frames, channels]``.
-
-        It only mixes to mono into the preallocated buffer and writes the ring, then returns: no locks,
-        no sample allocation, no I/O. A failure is stored in ``error`` and aborts the stream.
-        """
-        try:
-            if status.input_overflow:
-                self.input_overflows += 1
-            if self.channels == 1:
-                self.ring.write(indata[:, 0])
-            else:
-                mono = self._mono[:frames]
-                np.sum(indata, axis=1, out=mono)
-                mono *= 1.0 / self.channels
-                self.ring.write(mono)
-        except Exception as e:  # noqa: BLE001 - an exception must not escape into PortAudio's thread
-            self.error = e
-            raise self._sd.CallbackAbort from None
-
-    def _finished(self) -> None:
-        """NB: called from the audio thread when the stream ends; unasked, that means the device was lost."""
-        if not self._stopping and self.error is None:
-            self.error = AudioError(f"input device {self.device['name']!r}",
-                                    "the input stream stopped unexpectedly (device lost?)")

@@ -1,8 +1,10 @@
 """`livesound bench latency`: sound-to-picture latency, measured end to end on the live path.
 
-A train of clicks goes into the capture path while a ``LiveEngine`` renders, exactly as in `livesound live`:
+A train of clicks goes into the capture path while a ``LiveEngine`` renders, as in `livesound live`:
 - ``pulseaudio``: a private PulseAudio null sink (docs/design.md's recipe); ``paplay`` plays a click WAV into it
-  and ``MicSource(device="pulse")`` records its monitor through PortAudio, as it would a microphone;
+  and ``Microphone(device="pulse")`` records its monitor exactly as `livesound live --source mic` captures a
+  microphone: the same class (a capture child streaming through a pipe, supervised), the same block size
+  (256) and device latency ("low") unless ``--blocksize``/``--latency`` ask for others;
 - ``file``: a ``FileSource`` of the click WAV paced in real time (a block enters the ring when its last
   sample's time has come);
 - ``auto``: pulseaudio where pulseaudio, paplay and PortAudio's ``pulse`` device are present, else file.
@@ -12,15 +14,18 @@ is every write into the ring (when, and how many samples had arrived). For each 
 the first frame that reacts to it. The time from the click to that frame being ready splits into
 - capture: the click's time in the stream until it is in the ring. For ``file`` this is measured: the
   source's clock is the lower envelope of (write time - samples written / rate) over all writes, so the
-  click's time is that origin + its index / rate. For ``pulseaudio`` the block buffering after PortAudio is
-  measured the same way, and the device's input latency before it (which that envelope cannot see) is
-  PortAudio's reported input latency: estimated, not measured.
+  click's time is that origin + its index / rate. For ``pulseaudio`` the block buffering after PortAudio and
+  the pipe from the capture child are measured the same way, and the device's input latency before them
+  (which that envelope cannot see) is the input latency PortAudio reports for the child's open stream
+  (``Microphone.input_latency``): estimated, not measured. Overflows PortAudio reported during the run are in
+  ``input_overflows``.
 - wait: ring arrival until the renderer starts the frame that includes the click;
 - compute: frame start until the frame is ready (the renderer's smooth, map, synthesize, to_rgb8).
 
-Threads: the engine's (see ``livesound.live.pipeline``) plus the source's; this module adds none. The engine's
+Threads: the engine's (see ``livesound.live.engine``) plus the source's; this module adds none. The engine's
 frame slot is wrapped to record each frame as the renderer puts it (nothing is missed by polling), and the
-ring's ``write`` to log arrivals into preallocated arrays (it runs on the audio thread).
+ring's ``write`` to log arrivals into preallocated arrays (it runs on the source's thread: the file's, or the
+microphone's supervisor).
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ import numpy as np
 
 from livesound.audio.io import AudioError, SAMPLE_RATE
 from livesound.audio.pulse import NullSink, missing_tools
-from livesound.audio.sources import FileSource, MicSource, SynthSource, _sounddevice
+from livesound.audio.mic import Microphone
+from livesound.audio.sources import FileSource, SynthSource, _sounddevice
 from livesound.bench.stages import machine_info
 from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
@@ -122,7 +128,7 @@ class _ArrivalLog:
         ring.write = self.write  # the instance attribute shadows the method for every writer
 
     def write(self, block: np.ndarray) -> None:
-        """NB: called from the audio thread: the ring write, then stores into preallocated arrays only."""
+        """NB: called from the source's thread: the ring write, then stores into preallocated arrays only."""
         start = self._ring.total_written
         self._write(block)
         i, end = self.count, self._ring.total_written
@@ -229,6 +235,7 @@ def run_latency_bench(preset: str = "demo", seconds: float = 10.0, path: str = "
                             "pin_threads": pin_threads}}
     if path == "pulseaudio":
         result["settings"]["input_latency_s"] = run["input_latency"]
+        result["input_overflows"] = run["input_overflows"]
     if note:
         result["note"] = note
     return result
@@ -255,7 +262,7 @@ def _drive(engine, done, timeout: float) -> None:
 
 
 def _run_file(stages, wav: Path, n: int, blocksize: int, pin_threads: str = "auto") -> dict:
-
+    """The click WAV from a ``FileSource`` paced in real time; no device latency to add."""
     source = FileSource(wav, realtime=True, blocksize=blocksize)
     engine = LiveEngine(stages, source, pin_threads=pin_threads)
     slot, arrivals = _attach(engine, source, n)
@@ -265,18 +272,22 @@ def _run_file(stages, wav: Path, n: int, blocksize: int, pin_threads: str = "aut
 
 
 def _run_pulse(stages, wav: Path, n: int, blocksize: int, latency, pin_threads: str = "auto") -> dict:
+    """The click WAV played into a null sink and captured by ``Microphone``, the class `livesound live` uses.
+
+    The clicks start once the device delivers (the microphone fills the ring with silence before that);
+    the input latency is the one the capture child's open stream reported in its header."""
     import os
 
     sink = f"livesound_latency_{os.getpid()}"
     with NullSink(_sounddevice(), sink):
-        source = MicSource(device="pulse", blocksize=blocksize, latency=latency)
+        source = Microphone(device="pulse", blocksize=blocksize, latency=latency)
         engine = LiveEngine(stages, source, pin_threads=pin_threads)
         slot, arrivals = _attach(engine, source, n + 10 * SAMPLE_RATE)
         player: list[subprocess.Popen] = []
         input_latency = [0.0]
 
         def done() -> bool:
-            if not player and source.ring.total_written > 0:  # capture is running: play the clicks
+            if not player and source.captured_samples > 0:  # the device delivers: play the clicks
                 input_latency[0] = source.input_latency or 0.0
                 player.append(subprocess.Popen(["paplay", f"--device={sink}", str(wav)],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))

@@ -8,8 +8,10 @@ are unpacked and their messages applied at once (time tags are not scheduled: a 
 
 Out: once per rendered frame, on the renderer thread, a handful of small datagrams to one address:
 ``/livesound/level f``, ``/onset f``, ``/bands f f f``, ``/pulse f``, ``/motion f``, ``/fps f``, ``/seed i``,
-``/strength f`` and ``/labels s f ...`` when the frame has labels. The socket is non-blocking: a full buffer or
-an unreachable port drops the datagram and counts it (``dropped``), it never waits.
+``/strength f``, ``/overflows i`` (input overflows so far: blocks of microphone samples PortAudio lost before
+livesound read them; 0 for a file or synthetic source) and ``/labels s f ...`` when the frame has labels. The
+socket is non-blocking: a full buffer or an unreachable port drops the datagram and counts it (``dropped``), it
+never waits.
 
 Threading: the listener thread blocks only in ``recvfrom`` (with a timeout, to see ``close``); the sender is
 called on the renderer thread and never blocks.
@@ -127,13 +129,13 @@ class OscOut:
     def close(self) -> None:
         self.sock.close()
 
-    def send_frame(self, frame) -> None:
-        """The frame's features and state (renderer thread)."""
+    def send_frame(self, frame, overflows: int = 0) -> None:
+        """The frame's features and state, and the source's ``overflows`` count so far (renderer thread)."""
         bands = tuple(float(b) for b in frame.bands)
         messages = [("level", (float(frame.level),)), ("onset", (float(frame.onset),)), ("bands", bands),
                     ("pulse", (float(frame.pulse),)), ("motion", (float(frame.motion),)),
                     ("fps", (float(frame.fps),)), ("seed", (int(frame.seed),)),
-                    ("strength", (float(frame.strength),))]
+                    ("strength", (float(frame.strength),)), ("overflows", (int(overflows),))]
         if frame.labels:
             messages.append(("labels", tuple(x for label, score in frame.labels for x in (label, float(score)))))
         for name, args in messages:

@@ -89,7 +89,9 @@ class Rig:
 
     def after_frame(self, frame) -> None:
         if self.osc_out is not None:
-            self.osc_out.send_frame(frame)
+            # A counter on the source (an attribute read, not engine.stats(), which sorts timing history).
+            source = getattr(self.target, "source", None)
+            self.osc_out.send_frame(frame, getattr(source, "input_overflows", 0))
         for out in self.video:
             out.offer(frame.rgb)
         if self.recorder is not None:
