@@ -24,18 +24,10 @@ import numpy as np
 import torch
 
 from livesound.audio.features import HOP, PAPER_FRAMES, SAMPLE_RATE, LogMelFrames, PaperLogMel, StreamLogMel
+from livesound.bench.stats import figure, mark_percentiles, summary_ms, time_calls
+from livesound.files import write_json
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def timed(fn, n: int, warmup: int) -> np.ndarray:
-    times = []
-    for i in range(warmup + n):
-        t0 = time.perf_counter()
-        fn(i)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return np.array(times) * 1e3
 
 
 def stream_scenarios(dft: str, hops: int, warmup: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -43,9 +35,9 @@ def stream_scenarios(dft: str, hops: int, warmup: int, rng: np.random.Generator)
     audio = (0.1 * rng.standard_normal((warmup + hops + PAPER_FRAMES + 4) * HOP)).astype(np.float32)
     stream.push(audio[: (PAPER_FRAMES + 4) * HOP])  # a full window before timing
     offset = (PAPER_FRAMES + 4) * HOP
-    push = timed(lambda i: stream.push(audio[offset + i * HOP: offset + (i + 1) * HOP]), hops, warmup)
+    push = time_calls(lambda i: stream.push(audio[offset + i * HOP: offset + (i + 1) * HOP]), hops, warmup)
     with torch.inference_mode():
-        window = timed(lambda i: stream.encoder_input(), max(hops // 4, 20), warmup)
+        window = time_calls(lambda i: stream.encoder_input(), max(hops // 4, 20), warmup)
     return {f"stream.push[{dft}]": push, f"stream.window[{dft}]": window}
 
 
@@ -53,7 +45,7 @@ def clip_scenario(dft: str, clips: int, warmup: int, rng: np.random.Generator) -
     module = PaperLogMel(dft=dft).eval()
     wave = torch.from_numpy((0.1 * rng.standard_normal((1, 10 * SAMPLE_RATE))).astype(np.float32))
     with torch.inference_mode():
-        return {f"paper.clip_10s[{dft}]": timed(lambda i: module(wave), clips, min(warmup, 3))}
+        return {f"paper.clip_10s[{dft}]": time_calls(lambda i: module(wave), clips, min(warmup, 3))}
 
 
 def encoder_scenario(backbone: str, runs: int, warmup: int) -> dict[str, np.ndarray]:
@@ -62,7 +54,7 @@ def encoder_scenario(backbone: str, runs: int, warmup: int) -> dict[str, np.ndar
     enc = build_audio_encoder(AudioEncoderConfig(backbone=backbone), seed=0)
     x = enc.example_input(1)
     with torch.inference_mode():
-        return {f"encoder[{backbone}]": timed(lambda i: enc(x), runs, min(warmup, 5))}
+        return {f"encoder[{backbone}]": time_calls(lambda i: enc(x), runs, min(warmup, 5))}
 
 
 def main() -> None:
@@ -83,11 +75,7 @@ def main() -> None:
         runs |= stream_scenarios(dft, args.hops, args.warmup, rng)
         runs |= clip_scenario(dft, args.clips, args.warmup, rng)
     runs |= encoder_scenario(args.backbone, args.encoder_runs, args.warmup)
-    scenarios = {
-        name: {"n": int(ms.size), "mean_ms": float(ms.mean()),
-               **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)}, "max_ms": float(ms.max())}
-        for name, ms in runs.items()
-    }
+    scenarios = {name: summary_ms(ms, peak=True, count=True) for name, ms in runs.items()}
     result = {
         "benchmark": "log-mel features and audio encoder, torch eager fp32, batch 1",
         "hop_audio_ms": 1e3 * HOP / SAMPLE_RATE,
@@ -95,31 +83,19 @@ def main() -> None:
         "device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    _plot(runs, RESULTS / f"{args.name}.png")
+    write_json(RESULTS / f"{args.name}.json", result)
     print(json.dumps(result, indent=2))
+    _plot(runs, RESULTS / f"{args.name}.png")
 
 
 def _plot(runs: dict[str, np.ndarray], path: Path) -> None:
-    try:
-        import matplotlib
-    except ImportError:  # the JSON is the record; the plot is a convenience
-        return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3))
-    for ax, (name, ms) in zip(axes, runs.items()):
-        ax.hist(ms, bins=40)
-        for q, c in ((50, "g"), (95, "orange"), (99, "r")):
-            v = np.percentile(ms, q)
-            ax.axvline(v, color=c, label=f"p{q} {v:.2f} ms")
-        ax.set(title=name, xlabel="ms")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    """One histogram per scenario with its p50/p95/p99 marked."""
+    with figure(path, 1, len(runs), (3.2 * len(runs), 3), dpi=90, squeeze=False) as (fig, axes):
+        for ax, (name, ms) in zip(axes[0], runs.items()):
+            ax.hist(ms, bins=40)
+            mark_percentiles(ax, ms, fmt=".2f")
+            ax.set(title=name, xlabel="ms")
+            ax.legend(fontsize=7)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the
 
 from fuzz_seeds import make_seeds  # noqa: E402
 from livesound.bench.fuzzing import run  # noqa: E402
+from livesound.files import write_json  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -49,8 +50,7 @@ def main() -> None:
     result = {"benchmark": "hostile files: mutated checkpoints and audio through livesound's readers",
               "seed": args.seed, "wall_s": wall, "seeds": [s.name for s in seeds]} | report.as_dict() | {
               "device": f"CPU: {platform.processor() or platform.machine()}", "date": time.strftime("%Y-%m-%d")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(RESULTS / f"{args.name}.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "by_mutation"}, indent=2))
 
 

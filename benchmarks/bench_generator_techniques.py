@@ -36,10 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from livesound.bench.stages import machine_info
+from livesound.bench.stats import figure, percentiles, summary_ms
+from livesound.files import write_json
 from livesound.live.backends.torch_stage import compile_synthesis
 from livesound.models.fast_paths import FastPaths, retain_freed_memory
 from livesound.bench.flops import generator_flops, measure_peak_gflops
@@ -173,12 +174,12 @@ def bench_one_size(args, cm: int, peak: float, variants: list[str], log) -> dict
     rows, skipped = {}, {}
 
     def record(name: str, ms: list[float], err: float, build_s: float, settings: dict, cpu: list[float]) -> None:
-        p50 = float(np.percentile(ms, 50))
-        rows[name] = {"p50_ms": p50, "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(np.mean(ms)),
-                      "cpu_p50_ms": float(np.percentile(cpu, 50)), "cpu_ms": cpu,
-                      "achieved_gflops": flops["gflop"] / (p50 / 1e3),
-                      "fraction_of_peak": flops["gflop"] / (p50 / 1e3) / peak, "max_abs_error": err,
-                      "build_s": build_s, "settings": settings, "ms": ms}
+        stats = summary_ms(ms)
+        p50 = stats["p50_ms"]
+        rows[name] = stats | {"cpu_p50_ms": percentiles(cpu, (50,))["p50_ms"], "cpu_ms": cpu,
+                              "achieved_gflops": flops["gflop"] / (p50 / 1e3),
+                              "fraction_of_peak": flops["gflop"] / (p50 / 1e3) / peak, "max_abs_error": err,
+                              "build_s": build_s, "settings": settings, "ms": ms}
         log(f"  {name:18s} {p50:8.1f} ms p50  {rows[name]['p99_ms']:8.1f} p99  "
             f"{100 * rows[name]['fraction_of_peak']:5.1f}% of peak  cpu {rows[name]['cpu_p50_ms']:7.0f} ms  "
             f"err {err:.2e}"
@@ -259,36 +260,28 @@ def main() -> None:
               "warmup": args.warmup, "machine": machine_info(args.threads) | peak, "sizes": sizes,
               "command": "python benchmarks/bench_generator_techniques.py " + " ".join(sys.argv[1:]),
               "wall_s": time.perf_counter() - t_start, "fast_paths_default": FastPaths().to_dict()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stem = args.name or f"generator_techniques_{args.resolution}px_cpu"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(RESULTS / f"{stem}.json", result)
     plot(result, RESULTS / f"{stem}.png")
     log(f"wrote {RESULTS / stem}.json and .png in {result['wall_s']:.0f} s")
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Per size, each variant's fraction of the measured peak (grouped, the baseline, in grey), labelled with its
+    p50 frame time."""
     sizes = result["sizes"]
-    fig, axes = plt.subplots(len(sizes), 1, figsize=(11, 3.6 * len(sizes)), squeeze=False)
-    for ax, size in zip(axes[:, 0], sizes):
-        names = list(size["variants"])
-        frac = [100 * size["variants"][n]["fraction_of_peak"] for n in names]
-        bars = ax.bar(names, frac, color=["tab:gray" if n == "grouped" else "tab:blue" for n in names])
-        for b, n in zip(bars, names):
-            ax.annotate(f"{size['variants'][n]['p50_ms']:.0f} ms", (b.get_x() + b.get_width() / 2, b.get_height()),
-                        ha="center", va="bottom", fontsize=7)
-        ax.set(ylabel="% of measured peak", ylim=(0, max(100, max(frac, default=0) * 1.15)),
-               title=f"{size['resolution']} px, channel multiplier {size['channel_multiplier']}: "
-                     f"{size['gflop_per_frame']:.1f} GFLOP a frame; peak {result['machine']['peak_gflops']:.0f} "
-                     f"GFLOP/s, {result['machine']['threads']} threads (label: p50 frame time)")
-        ax.tick_params(axis="x", rotation=30, labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    m = result["machine"]
+    with figure(path, len(sizes), 1, (11, 3.6 * len(sizes)), squeeze=False) as (fig, axes):
+        for ax, size in zip(axes[:, 0], sizes):
+            names = list(size["variants"])
+            frac = [100 * size["variants"][n]["fraction_of_peak"] for n in names]
+            bars = ax.bar(names, frac, color=["tab:gray" if n == "grouped" else "tab:blue" for n in names])
+            ax.bar_label(bars, [f"{size['variants'][n]['p50_ms']:.0f} ms" for n in names], fontsize=7)
+            ax.set(ylabel="% of measured peak", ylim=(0, max(100, max(frac, default=0) * 1.15)),
+                   title=f"{size['resolution']} px, channel multiplier {size['channel_multiplier']}: "
+                         f"{size['gflop_per_frame']:.1f} GFLOP a frame; peak {m['peak_gflops']:.0f} GFLOP/s, "
+                         f"{m['threads']} threads (label: p50 frame time)")
+            ax.tick_params(axis="x", rotation=30, labelsize=8)
 
 
 if __name__ == "__main__":

@@ -26,17 +26,13 @@ import numpy as np
 import torch
 
 from livesound.audio.sources import SynthSource
+from livesound.bench.stats import figure, summary_ms
+from livesound.files import write_json
 from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
 
 RESULTS = Path(__file__).parent / "results"
 REACTS = 0.25  # onset value at which the edit strength is boosted by a quarter or more: a visible kick
-
-
-def pct(v, qs=(50, 95, 99)) -> dict[str, float]:
-    v = np.asarray(v, float)
-    return {f"p{q}_ms": float(np.percentile(v, q)) for q in qs} | {"mean_ms": float(v.mean()),
-                                                                     "max_ms": float(v.max())}
 
 
 def measure_live(preset: str = "demo", backend: str | None = None, seconds: float = 20.0, warmup: float = 3.0,
@@ -83,14 +79,14 @@ def measure_live(preset: str = "demo", backend: str | None = None, seconds: floa
         hit = next((f for f in run if f[2] > onset_idx and f[3] >= REACTS and f[1] >= t_arrive), None)
         if hit is not None:
             latencies.append((hit[1] - t_arrive) * 1e3)
-    stages_ms = {name: pct([f[4][name] for f in run if name in f[4]])
+    stages_ms = {name: summary_ms([f[4][name] for f in run if name in f[4]], peak=True)
                  for name in ("features", "encode", "smooth", "map", "synthesize", "to_rgb8")}
     result = {
         "benchmark": "live path end to end (synthetic clicks source in real time, threads as in `livesound live`)",
         "preset": preset, "backend": backend or "torch", "seconds": seconds, "frames": len(run),
         "pin_threads": pin_threads, "fps": len(run) / (run[-1][1] - run[0][1]),
-        "frame_interval": pct(intervals),
-        "onset_to_frame_latency": (pct(latencies) if latencies else {}) | {
+        "frame_interval": summary_ms(intervals, peak=True),
+        "onset_to_frame_latency": summary_ms(latencies, peak=True) | {
             "n": len(latencies), "onsets": sum(1 for t in arrivals.values() if t >= t0), "reacts_at_onset": REACTS},
         "stages": stages_ms, "overruns": src.ring.overruns,
         "device": f"CPU: {platform.processor() or platform.machine()}, 2 worker threads x 1 torch thread",
@@ -113,30 +109,22 @@ def main() -> None:
 
     result, intervals, latencies = measure_live(args.preset, args.backend, args.seconds, args.warmup, args.period,
                                                 args.pin_threads)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stem = args.name or f"live_{args.preset}_{(args.backend or 'torch').replace('=', '-').replace(',', '_')}_cpu"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    _plot(intervals, latencies, result, RESULTS / f"{stem}.png")
+    write_json(RESULTS / f"{stem}.json", result)
     print(json.dumps(result, indent=2))
+    _plot(intervals, latencies, result, RESULTS / f"{stem}.png")
 
 
 def _plot(intervals, latencies, result, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    a.plot(intervals, lw=0.7)
-    a.set(xlabel="frame", ylabel="ms between frames",
-          title=f"{result['preset']}: {result['fps']:.1f} fps, p99 {result['frame_interval']['p99_ms']:.1f} ms")
-    if latencies:
-        b.hist(latencies, bins=20)
-        b.set(xlabel="ms", ylabel="onsets", title=f"onset -> reacting frame, p50 "
-              f"{result['onset_to_frame_latency']['p50_ms']:.1f} ms")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    """Left: the interval between frames over the run. Right: onset-to-reacting-frame latencies."""
+    with figure(path, 1, 2, (10, 3.5)) as (fig, (a, b)):
+        a.plot(intervals, lw=0.7)
+        a.set(xlabel="frame", ylabel="ms between frames",
+              title=f"{result['preset']}: {result['fps']:.1f} fps, p99 {result['frame_interval']['p99_ms']:.1f} ms")
+        if latencies:
+            b.hist(latencies, bins=20)
+            b.set(xlabel="ms", ylabel="onsets", title=f"onset -> reacting frame, p50 "
+                  f"{result['onset_to_frame_latency']['p50_ms']:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livesound.bench.stats import figure, mark_percentiles, percentiles
+from livesound.files import write_json
 from livesound.offline.optimize import OptimizeConfig, Target, TargetPart, optimize, source_latent
 from livesound.models.presets import clip_from_preset, generator_from_preset, load_preset
 
@@ -67,8 +69,7 @@ def main() -> None:
         "benchmark": "latent optimisation step (synthesis + CLIP + backward + Adam), torch eager fp32",
         "model": "demo", "resolution": G.resolution, "num_ws": G.num_ws, "clip": "tiny (untrained, ViT 2x64)",
         "batch": args.batch, "threads": args.threads, "timed_steps": args.steps, "warmup": args.warmup,
-        "step_mean_s": float(per_step.mean()), "step_p50_ms": float(np.percentile(ms, 50)),
-        "step_p95_ms": float(np.percentile(ms, 95)), "step_p99_ms": float(np.percentile(ms, 99)),
+        "step_mean_s": float(per_step.mean()), **{f"step_{k}": v for k, v in percentiles(ms).items()},
         "step_per_target_s": float(per_step.mean() / args.batch),
         "run_300_extrapolated_s": float(per_step.mean() * 300),
         "timed_call_wall_s": wall,
@@ -79,30 +80,19 @@ def main() -> None:
         t0 = time.perf_counter()
         optimize(G, clip, source, targets, OptimizeConfig(steps=args.full), progress=False)
         result[f"run_{args.full}_measured_s"] = time.perf_counter() - t0
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    plot(ms, result, out.with_suffix(".png"))
+    out = write_json(args.out, result)
     print(json.dumps(result, indent=2))
+    plot(ms, result, out.with_suffix(".png"))
 
 
 def plot(ms: np.ndarray, result: dict, path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.plot(ms, marker=".")
-    ax.axhline(result["step_p50_ms"], color="gray", ls="--", label=f"p50 {result['step_p50_ms']:.0f} ms")
-    ax.set_xlabel("step")
-    ax.set_ylabel("ms per step")
-    ax.set_title(f"optimisation step, demo {result['resolution']} px, batch {result['batch']}, "
-                 f"{result['threads']} threads")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    """Each timed step's ms, with the p50 marked."""
+    with figure(path, size=(6, 3), dpi=90) as (fig, ax):
+        ax.plot(ms, marker=".")
+        mark_percentiles(ax, ms, (50,), fmt=".0f", vertical=False)
+        ax.set(xlabel="step", ylabel="ms per step", title=f"optimisation step, demo {result['resolution']} px, "
+               f"batch {result['batch']}, {result['threads']} threads")
+        ax.legend()
 
 
 if __name__ == "__main__":

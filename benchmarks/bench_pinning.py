@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from livesound.bench.stats import figure
+from livesound.files import write_json
+
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_live import RESULTS, measure_live  # noqa: E402
 
@@ -61,33 +64,25 @@ def main() -> None:
                            for r in v] for s, v in runs.items()},
               "command": "python benchmarks/bench_pinning.py " + " ".join(sys.argv[1:]),
               "date": time.strftime("%Y-%m-%d")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stem = f"pinning_{args.preset}_{args.backend.replace('=', '-').replace(',', '_')}_cpu"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    _plot(result, RESULTS / f"{stem}.png")
+    write_json(RESULTS / f"{stem}.json", result)
     print(json.dumps(result["summary"], indent=2))
+    _plot(result, RESULTS / f"{stem}.png")
 
 
 def _plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for s in SETTINGS:
-        summ = result["summary"][s]
-        a.plot(range(1, len(summ["fps"]) + 1), summ["fps"], "o-", label=f"pin {s}")
-        b.plot(range(1, len(summ["fps"]) + 1), summ["interval_p99_ms"], "o-", label=f"pin {s}")
-    a.axhline(60, color="gray", ls=":", lw=1)
-    b.axhline(25, color="gray", ls=":", lw=1)
-    a.set(xlabel="repeat", ylabel="fps", title=f"{result['preset']} ({result['backend']}): frames per second")
-    b.set(xlabel="repeat", ylabel="ms", title="frame interval p99")
-    a.legend()
-    b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    """fps and frame-interval p99 per repeat, one line per setting (dotted: 60 fps and a 25 ms p99)."""
+    with figure(path, 1, 2, (10, 3.5)) as (fig, (a, b)):
+        for s in SETTINGS:
+            summ = result["summary"][s]
+            a.plot(range(1, len(summ["fps"]) + 1), summ["fps"], "o-", label=f"pin {s}")
+            b.plot(range(1, len(summ["fps"]) + 1), summ["interval_p99_ms"], "o-", label=f"pin {s}")
+        a.axhline(60, color="gray", ls=":", lw=1)
+        b.axhline(25, color="gray", ls=":", lw=1)
+        a.set(xlabel="repeat", ylabel="fps", title=f"{result['preset']} ({result['backend']}): frames per second")
+        b.set(xlabel="repeat", ylabel="ms", title="frame interval p99")
+        a.legend()
+        b.legend()
 
 
 if __name__ == "__main__":

@@ -30,18 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livesound.bench.stats import figure, percentiles, summary_ms, time_calls
+from livesound.files import write_json
+
 RESULTS = Path(__file__).parent / "results"
 CONTROL_FRAMES = 60
-
-
-def timed(fn, n: int, warmup: int) -> np.ndarray:
-    times = []
-    for i in range(warmup + n):
-        t0 = time.perf_counter()
-        fn(i)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return np.array(times) * 1e3
 
 
 def fake_frame(rgb: np.ndarray):
@@ -69,7 +62,7 @@ def osc_scenario(n: int, warmup: int) -> dict[str, np.ndarray]:
     t.start()
     out = OscOut(*rx.getsockname())
     frame = fake_frame(np.zeros((8, 8, 3), np.uint8))
-    ms = timed(lambda i: out.send_frame(frame), n, warmup)
+    ms = time_calls(lambda i: out.send_frame(frame), n, warmup)
     stop.set()
     t.join()
     out.close()
@@ -104,7 +97,7 @@ def reactivity_scenario(stages, n: int, warmup: int) -> dict[str, np.ndarray]:
         r.step(1 / 30, 0.5, 0.5)
         r.source(stages.ws_src)
 
-    ms = timed(step, n, warmup)
+    ms = time_calls(step, n, warmup)
     r.gains.pulse_kick = r.gains.motion_walk = 0.0
     r.phase = 0.0
     return {"reactivity.frame": ms}
@@ -123,17 +116,17 @@ def video_scenarios(n: int, warmup: int, sizes: list[int]) -> dict[str, np.ndarr
             sender = None
         if sender is not None:
             sender.open(px, px)
-            runs[f"ndi_send[{px}]"] = timed(lambda i: sender.send(rgb), max(n // 10, 20), 5)
+            runs[f"ndi_send[{px}]"] = time_calls(lambda i: sender.send(rgb), max(n // 10, 20), 5)
             sender.close()
             out = VideoOut(NdiSender(f"livesound-bench-offer-{px}"))
-            runs[f"video_offer[{px}]"] = timed(lambda i: out.offer(rgb), n, warmup)
+            runs[f"video_offer[{px}]"] = time_calls(lambda i: out.offer(rgb), n, warmup)
             out.close()
     return runs
 
 
 def encode_scenario(stages, n: int, warmup: int) -> dict[str, np.ndarray]:
     spec = stages.features(np.zeros(1470, np.float32))
-    return {"encode": timed(lambda i: stages.encode(spec), n, warmup)}
+    return {"encode": time_calls(lambda i: stages.encode(spec), n, warmup)}
 
 
 def swap_scenario(stages) -> dict:
@@ -178,11 +171,11 @@ def swap_scenario(stages) -> dict:
     gaps = np.diff(t) * 1e3                                   # gaps[i]: frame i -> i + 1
     control, loading = gaps[:CONTROL_FRAMES], gaps[CONTROL_FRAMES:]
     takeover = [float(gaps[i - 1]) for i in np.flatnonzero(np.diff(swaps)) + 1]  # into each first new frame
-    return {"takeover_ms": applies, "frame_interval_p50_ms": float(np.median(gaps)),
+    control_ms, loading_ms = summary_ms(control, peak=True), summary_ms(loading, peak=True)
+    return {"takeover_ms": applies, "frame_interval_p50_ms": percentiles(gaps, (50,))["p50_ms"],
             "takeover_frame_gaps_ms": takeover,
-            "max_gap_control_ms": float(control.max()), "max_gap_while_loading_ms": float(loading.max()),
-            "p95_gap_control_ms": float(np.percentile(control, 95)),
-            "p95_gap_while_loading_ms": float(np.percentile(loading, 95)),
+            "max_gap_control_ms": control_ms["max_ms"], "max_gap_while_loading_ms": loading_ms["max_ms"],
+            "p95_gap_control_ms": control_ms["p95_ms"], "p95_gap_while_loading_ms": loading_ms["p95_ms"],
             "overruns": int(engine.source.ring.overruns), "frames": len(stamps)}
 
 
@@ -206,42 +199,28 @@ def main() -> None:
     runs |= reactivity_scenario(stages, args.frames, args.warmup)
     runs |= video_scenarios(args.frames, args.warmup, [int(s) for s in args.sizes.split(",")])
     runs |= encode_scenario(stages, max(args.frames // 5, 50), args.warmup)
-    scenarios = {name: {"n": int(ms.size), "mean_ms": float(ms.mean()),
-                        **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)}, "max_ms": float(ms.max())}
-                 for name, ms in runs.items()}
+    scenarios = {name: summary_ms(ms, peak=True, count=True) for name, ms in runs.items()}
     result = {"benchmark": "rig per-frame costs (OSC out, pulse/motion, video out), demo preset",
               "scenarios": scenarios,
               "device": f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
     if not args.no_swap:
         result["swap"] = swap_scenario(stages)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    _plot(runs, RESULTS / f"{args.name}.png")
+    write_json(RESULTS / f"{args.name}.json", result)
     print(json.dumps(result, indent=2))
+    _plot(scenarios, RESULTS / f"{args.name}.png")
 
 
-def _plot(runs: dict[str, np.ndarray], path: Path) -> None:
-    try:
-        import matplotlib
-    except ImportError:  # the JSON is the record; the plot is a convenience
-        return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(runs)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
-    p50 = [np.percentile(runs[n], 50) for n in names]
-    p99 = [np.percentile(runs[n], 99) for n in names]
+def _plot(scenarios: dict[str, dict], path: Path) -> None:
+    """p50 and p99 per scenario on a log axis, the encoder among them as the yardstick."""
+    names = list(scenarios)
     y = np.arange(len(names))
-    ax.barh(y - 0.2, p50, height=0.4, label="p50")
-    ax.barh(y + 0.2, p99, height=0.4, label="p99")
-    ax.set(yticks=y, yticklabels=names, xscale="log", xlabel="ms per frame (log)",
-           title="rig cost per frame vs the encoder")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, size=(8, 0.45 * len(names) + 1.2), dpi=110) as (fig, ax):
+        for q, offset in ((50, -0.2), (99, 0.2)):
+            ax.barh(y + offset, [scenarios[n][f"p{q}_ms"] for n in names], height=0.4, label=f"p{q}")
+        ax.set(yticks=y, yticklabels=names, xscale="log", xlabel="ms per frame (log)",
+               title="rig cost per frame vs the encoder")
+        ax.legend()
 
 
 if __name__ == "__main__":

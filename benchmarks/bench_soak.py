@@ -29,7 +29,9 @@ from tqdm import tqdm
 from livesound.audio.sources import SynthSource
 from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
-from livesound.bench.soak import as_rows, judge, soak
+from livesound.bench.soak import MIN_SAMPLES, as_rows, judge, soak
+from livesound.bench.stats import figure
+from livesound.files import write_json
 
 RESULTS = Path(__file__).parent / "results"
 MEMORY_LIMIT, DRIFT_LIMIT = 0.05, 0.10
@@ -43,6 +45,10 @@ def main() -> None:
     ap.add_argument("--backend", help="as for `livesound live --backend` (default: the preset's)")
     ap.add_argument("--name", help="result file stem (default soak_PRESET_cpu)")
     args = ap.parse_args()
+    # soak() stops at --frames, so the sample due on the last frame may not be taken: one spare sample
+    if args.sample_every < 1 or args.frames < (MIN_SAMPLES + 1) * args.sample_every:
+        raise SystemExit(f"--frames must be at least {MIN_SAMPLES + 1} x --sample-every ({MIN_SAMPLES} samples to "
+                         f"judge, one spare); got --frames {args.frames}, --sample-every {args.sample_every}")
 
     stages = build_pipeline(LiveOptions(preset=args.preset, backend=args.backend))
     engine = LiveEngine(stages, SynthSource("noise", amplitude=0.3))
@@ -66,36 +72,29 @@ def main() -> None:
         "device": f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "samples": as_rows(samples),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stem = args.name or f"soak_{args.preset}_cpu"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-    _plot(result, RESULTS / f"{stem}.png")
+    write_json(RESULTS / f"{stem}.json", result, indent=1)
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+    _plot(result, RESULTS / f"{stem}.png")
 
 
 def _plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """RSS, frame time (wall and CPU), OS threads and open fds against frames rendered."""
     rows = result["samples"]
     x = [r["frame"] for r in rows]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
-    if any(r.get("cpu_ms") for r in rows):
-        axes[0, 1].plot(x, [r.get("cpu_ms", 0) for r in rows], lw=0.8, label="CPU ms per frame")
-    for ax, key, label in ((axes[0, 0], "rss_mb", "RSS MB"), (axes[0, 1], "frame_ms", "ms per frame"),
-                           (axes[1, 0], "threads", "OS threads"), (axes[1, 1], "fds", "open fds")):
-        ax.plot(x, [r[key] for r in rows], lw=0.8)
-        ax.set(ylabel=label)
-    for ax in axes[1]:
-        ax.set(xlabel="frame")
-    v = result["verdict"]
-    fig.suptitle(f"soak {result['preset']}: {result['frames']} frames at {result['fps']:.0f} fps; memory "
-                 f"+{100 * v['memory_growth']:.1f}% after warm-up, frame-time drift {100 * v['frame_time_drift']:+.1f}%")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path, 2, 2, (10, 6), sharex=True) as (fig, axes):
+        if any(r.get("cpu_ms") for r in rows):
+            axes[0, 1].plot(x, [r.get("cpu_ms", 0) for r in rows], lw=0.8, label="CPU ms per frame")
+        for ax, key, label in ((axes[0, 0], "rss_mb", "RSS MB"), (axes[0, 1], "frame_ms", "ms per frame"),
+                               (axes[1, 0], "threads", "OS threads"), (axes[1, 1], "fds", "open fds")):
+            ax.plot(x, [r[key] for r in rows], lw=0.8)
+            ax.set(ylabel=label)
+        for ax in axes[1]:
+            ax.set(xlabel="frame")
+        v = result["verdict"]
+        fig.suptitle(f"soak {result['preset']}: {result['frames']} frames at {result['fps']:.0f} fps; memory "
+                     f"+{100 * v['memory_growth']:.1f}% after warm-up, frame-time drift "
+                     f"{100 * v['frame_time_drift']:+.1f}%")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Regenerate benchmarks/README.md from the recorded results in benchmarks/results/ (tables + plots).
 
     python benchmarks/report.py            # rewrites benchmarks/README.md
+    python benchmarks/report.py --check    # exit 1 if README.md is not what the results give
 
 Every figure comes from a JSON file a benchmark wrote; the machine and versions are the ones each file records.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -23,31 +25,37 @@ def _ms(d: dict, key: str = "p50_ms") -> str:
     return f"{d[key]:.1f}" if key in d else "-"
 
 
+def _cells(d: dict, keys: tuple[str, ...] = ("p50_ms", "p95_ms", "p99_ms")) -> str:
+    return " / ".join(_ms(d, k) for k in keys)
+
+
 def live_rows() -> list[str]:
     rows = []
     for path in sorted(RESULTS.glob("live_*_cpu.json")):
         d = json.loads(path.read_text())
         lat = d.get("onset_to_frame_latency", {})
-        rows.append(f"| {d['preset']} | {d.get('backend', 'torch')} | {d['fps']:.1f} | "
-                    f"{_ms(d['frame_interval'])} / {_ms(d['frame_interval'], 'p95_ms')} / "
-                    f"{_ms(d['frame_interval'], 'p99_ms')} | {_ms(lat)} / {_ms(lat, 'p95_ms')} / "
-                    f"{_ms(lat, 'max_ms')} | {lat.get('n', 0)} of {lat.get('onsets', '?')} | {path.name} |")
+        rows.append(f"| {d['preset']} | {d.get('backend', 'torch')} | {d.get('pin_threads', '-')} | {d['fps']:.1f} | "
+                    f"{_cells(d['frame_interval'])} | {_cells(lat, ('p50_ms', 'p95_ms', 'p99_ms', 'max_ms'))} | "
+                    f"{lat.get('n', 0)} of {lat.get('onsets', '?')} | {path.name} |")
     return rows
 
 
 def bench_rows(d: dict) -> list[str]:
-    rows = []
+    """p50 / p99 per stage, and each backend's fps against the first backend's."""
+    rows, first = [], None
     for name, b in d["backends"].items():
         st = b["stages"]
-        cells = " | ".join(f"{st[s]['p50_ms']:.1f} / {st[s]['p99_ms']:.1f}" if s in st else "-"
+        first = first or b["fps"]
+        cells = " | ".join(_cells(st[s], ("p50_ms", "p99_ms")) if s in st else "-"
                            for s in ("features", "encoder", "mapper", "generator", "total"))
-        rows.append(f"| {name} | {b['fps']:.1f} | {cells} |")
+        rows.append(f"| {name} | {b['fps']:.1f} | {cells} | {b['fps'] / first:.2f}x |")
     return rows
 
 
 def generator_rows(d: dict) -> list[str]:
-    return [f"| {name} | {b['stages']['generator']['p50_ms']:.0f} | {b.get('achieved_gflops', 0):.1f} | "
-            f"{100 * b.get('fraction_of_peak', 0):.0f} % |" for name, b in d["backends"].items()]
+    return [f"| {name} | {b['stages']['generator']['p50_ms']:.0f} | {b['stages']['generator']['p99_ms']:.0f} | "
+            f"{b.get('achieved_gflops', 0):.1f} | {100 * b.get('fraction_of_peak', 0):.0f} % |"
+            for name, b in d["backends"].items()]
 
 
 def rig_section(rig: dict | None) -> list[str]:
@@ -58,10 +66,64 @@ def rig_section(rig: dict | None) -> list[str]:
            *[f"| {k} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} |" for k, v in rig["scenarios"].items()], ""]
     swap = rig.get("swap")
     if swap:
+        gaps = swap.get("takeover_frame_gaps_ms", [])
         out += [f"Checkpoint swap under load: takeover {', '.join(f'{ms:.1f}' for ms in swap['takeover_ms'])} ms "
-                f"between frames; frame gap max {swap['max_gap_while_loading_ms']:.0f} ms while loading against "
-                f"{swap['max_gap_control_ms']:.0f} ms without swaps; {swap['overruns']} audio overruns.", ""]
+                f"between frames; gaps into the first new frames {' / '.join(f'{ms:.0f}' for ms in gaps) or '-'} ms "
+                f"against a {swap['frame_interval_p50_ms']:.1f} ms median interval; frame gap max "
+                f"{swap['max_gap_while_loading_ms']:.0f} ms while loading against {swap['max_gap_control_ms']:.0f} ms "
+                f"without swaps; {swap['overruns']} audio overruns.", ""]
     return out + ["![rig](results/rig_cpu.png)", ""]
+
+
+# The variants the techniques summary shows, in its order, and what each one is.
+HEADLINE_VARIANTS = {
+    "grouped": "reference form: per-sample grouped-conv weights",
+    "shared": "shared-weight convolution (plain path)",
+    "+fused-act": "+ fused bias/noise/activation",
+    "+channels-last": "+ channels-last",
+    "+fold-fir": "+ FIR folded into the upsampling convolution",
+    "1-thread": "fast paths on 1 thread",
+    "compile": "fast paths + `torch.compile` (inductor)",
+    "ort-fused": "ONNX Runtime, all optimisations, fast-path graph",
+}
+# Settings that leave the fast paths alone (heap retention, OMP_PROC_BIND=close, one inter-op thread); the
+# report says how far they move the default variant's time.
+NEUTRAL_VARIANTS = ("+retain-heap", "omp-bind", "interop-1")
+# Files the sections below show by name; every other generator_*.json goes to the "other runs" table.
+NAMED_GENERATOR_FILES = ("generator_256px_cm1_cpu.json", "generator_256px_cpu.json")
+
+
+def _default_variant(size: dict, default: dict) -> str | None:
+    """The variant whose settings are exactly the default fast paths (``FastPaths()``), if one is."""
+    for name, v in size["variants"].items():
+        st = v.get("settings", {})
+        if set(st) <= set(default) and all(st.get(k, False) == on for k, on in default.items()):
+            return name
+    return None
+
+
+def technique_summary(tech: dict) -> list[str]:
+    """One row per headline variant across the sizes, then what the recorded figures imply."""
+    sizes, peak = tech["sizes"], tech["machine"]["peak_gflops"]
+    default = _default_variant(sizes[0], tech.get("fast_paths_default", {}))
+    head = " | ".join(f"cm {s['channel_multiplier']} ms | % of peak" for s in sizes)
+    out = [f"| {sizes[0]['resolution']} px variant | {head} |", "|---" * (1 + 2 * len(sizes)) + "|"]
+    for name, label in HEADLINE_VARIANTS.items():
+        if not any(name in s["variants"] for s in sizes):
+            continue
+        cells = " | ".join(f"{s['variants'][name]['p50_ms']:.0f} | {100 * s['variants'][name]['fraction_of_peak']:.1f}"
+                           if name in s["variants"] else "- | -" for s in sizes)
+        out.append(f"| {label}{' (`FastPaths()` defaults)' if name == default else ''} | {cells} |")
+    err = max(v["max_abs_error"] for s in sizes for v in s["variants"].values())
+    floors = ", ".join(f"{1e3 * s['gflop_per_frame'] / peak:.0f} ms (cm {s['channel_multiplier']})" for s in sizes)
+    out += ["", f"Every variant is within {err:.1e} of the plain path's image. At the measured peak a frame takes "
+                f"at least {floors}."]
+    neutral = [n for n in NEUTRAL_VARIANTS if default and all(n in s["variants"] for s in sizes)]
+    moves = [abs(s["variants"][n]["p50_ms"] / s["variants"][default]["p50_ms"] - 1) for s in sizes for n in neutral]
+    if moves:
+        out[-1] += (f" {', '.join(f'`{n}`' for n in neutral)} (heap retention, `OMP_PROC_BIND=close`, one inter-op "
+                    f"thread) move the defaults' frame time by at most {100 * max(moves):.1f} %.")
+    return out + [""]
 
 
 def technique_section() -> list[str]:
@@ -70,11 +132,11 @@ def technique_section() -> list[str]:
     for path in sorted(RESULTS.glob("generator_techniques_*_cpu.json")):
         tech = json.loads(path.read_text())
         m = tech["machine"]
-        command = tech.get("command", "python benchmarks/bench_generator_techniques.py")
+        command = tech.get("command", "python benchmarks/bench_generator_techniques.py").strip()
         out += [f"## Generator techniques, one by one (`{command}`)", "",
                 f"Measured peak {m['peak_gflops']:.1f} GFLOP/s ({m['threads']} threads, {m['date']}); "
                 f"{tech['frames']} frames per variant; whole run {tech['wall_s'] / 60:.1f} min. Parity: max abs "
-                "difference from the plain path's image.", ""]
+                "difference from the plain path's image.", "", *technique_summary(tech)]
         for size in tech["sizes"]:
             out += [f"{size['resolution']} px, channel multiplier {size['channel_multiplier']} "
                     f"({size['gflop_per_frame']:.1f} GFLOP a frame):", "",
@@ -91,14 +153,17 @@ def technique_section() -> list[str]:
     if sizes:
         out += ["## Generator per backend, cm 1 and cm 2 (`livesound bench --stages generator --sizes 256:1,256:2 "
                 "--backends torch,torch-plain,onnxruntime --json benchmarks/results/generator_256px_cpu.json`)", "",
-                f"{sizes['frames']} timed frames per backend after {sizes['warmup']} warm-up; `torch` runs the "
-                "default fast paths, `torch-plain` the reference path.", "",
-                "| size | backend | p50 ms | GFLOP/s | of peak |", "|---|---|---|---|---|"]
+                f"{sizes['frames']} timed frames per backend after {sizes['warmup']} warm-up against a peak of "
+                f"{sizes['machine']['peak_gflops']:.1f} GFLOP/s measured in the same run "
+                f"({sizes['machine']['threads']} threads, {sizes['machine']['date']}); `torch` runs the default fast "
+                "paths, `torch-plain` the reference path.", "",
+                "| size | backend | p50 ms | p99 ms | GFLOP/s | of peak |", "|---|---|---|---|---|---|"]
         for size in sizes.get("sizes", [sizes]):
             g = size["generator"]
-            out += [f"| {g['resolution']} px cm {g.get('channel_multiplier', '?')} | {row[2:]}"
-                    for row in generator_rows(size)]
+            out += [f"| {g['resolution']} px cm {g.get('channel_multiplier', '?')} ({g['gflop_per_frame']:.1f} GFLOP) "
+                    f"| {row[2:]}" for row in generator_rows(size)]
         out += ["", "![generator](results/generator_256px_cpu.png)", ""]
+    out += other_generator_section()
     pin = _load("pinning_demo_onnxruntime_cpu.json")
     if pin:
         out += ["## Pinned worker threads (`python benchmarks/bench_pinning.py`)", "",
@@ -110,6 +175,33 @@ def technique_section() -> list[str]:
     return out
 
 
+def other_generator_section() -> list[str]:
+    """Every other generator_*.json: ``livesound bench --stages generator`` reports, and the flat records of the
+    former ``benchmarks/bench_generator.py`` (eager synthesis on the plain path: now ``--backends torch-plain``)."""
+    rows = []
+    for path in sorted(RESULTS.glob("generator_*.json")):
+        if path.name in NAMED_GENERATOR_FILES or path.name.startswith("generator_techniques_"):
+            continue
+        d = json.loads(path.read_text())
+        if "backends" in d:
+            for size in d.get("sizes", [d]):
+                g = size["generator"]
+                rows += [f"| {g['source']} | {g['resolution']} | {name} | {size['machine']['threads']} | "
+                         f"{size['frames']} | {_cells(b['stages']['generator'])} | {b['fps']:.1f} | {path.name} |"
+                         for name, b in size["backends"].items()]
+        elif "p50_ms" in d:
+            rows.append(f"| {d['model']} | {d['resolution']} | torch-plain | {d['threads']} | {d['frames']} | "
+                        f"{_cells(d)} | {d['fps_mean']:.1f} | {path.name} |")
+    if not rows:
+        return []
+    return ["## Generator synthesis alone, other runs (`livesound bench --stages generator --backends torch-plain "
+            "--preset demo --frames 500 --threads 2`, or `--sizes 256:1`)", "",
+            "Batch 1, const noise, fp32. The `*_cpu2.json` files were recorded by the former "
+            "`benchmarks/bench_generator.py`, which timed the same eager call on the plain path.", "",
+            "| generator | px | backend | threads | frames | p50 / p95 / p99 ms | fps | file |",
+            "|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
 def render() -> str:
     out = ["# livesound benchmark results", "",
            "Generated by `python benchmarks/report.py` from the JSON files in `results/`; each file records its "
@@ -117,8 +209,8 @@ def render() -> str:
     rows = live_rows()
     if rows:
         out += ["## Live path end to end (`python benchmarks/bench_live.py --seconds 30 --backend B`)", "",
-                "| preset | backend | fps | frame interval p50 / p95 / p99 ms | onset to frame p50 / p95 / max ms "
-                "| clicks reacted | file |", "|---|---|---|---|---|---|---|", *rows,
+                "| preset | backend | pinned | fps | frame interval p50 / p95 / p99 ms | onset to frame p50 / p95 / "
+                "p99 / max ms | clicks reacted | file |", "|---|---|---|---|---|---|---|---|", *rows,
                 "", "![live](results/live_demo_onnxruntime_cpu.png)", ""]
     lat = _load("latency_demo_cpu.json")
     if lat:
@@ -133,15 +225,16 @@ def render() -> str:
     if bench:
         out += ["## Per stage, per backend (`livesound bench --preset demo --backends torch,onnxruntime "
                 "--frames 200`)", "", "p50 / p99 ms per frame.", "",
-                "| backend | fps | features | encoder | mapper | generator | total |",
-                "|---|---|---|---|---|---|---|", *bench_rows(bench), "", "![bench](results/bench_demo_cpu.png)", ""]
+                "| backend | fps | features | encoder | mapper | generator | total | fps vs the first |",
+                "|---|---|---|---|---|---|---|---|", *bench_rows(bench), "", "![bench](results/bench_demo_cpu.png)", ""]
     gen = _load("generator_256px_cm1_cpu.json")
     if gen:
         out += ["## Generator against the machine's measured peak (`livesound bench --generator G --stages "
                 "generator`)", "",
-                f"256 px, channel multiplier 1: {gen['generator']['gflop_per_frame']:.2f} GFLOP a frame; measured "
-                f"fp32 peak {gen['machine']['peak_gflops']:.1f} GFLOP/s.", "",
-                "| backend | p50 ms | GFLOP/s | of peak |", "|---|---|---|---|", *generator_rows(gen), ""]
+                f"{gen['generator']['source']}: {gen['generator']['gflop_per_frame']:.2f} GFLOP a frame; measured "
+                f"fp32 peak {gen['machine']['peak_gflops']:.1f} GFLOP/s ({gen['machine']['threads']} threads, "
+                f"{gen['machine']['date']}); {gen['frames']} frames per backend.", "",
+                "| backend | p50 ms | p99 ms | GFLOP/s | of peak |", "|---|---|---|---|---|", *generator_rows(gen), ""]
     out += technique_section()
     feats = _load("features_cpu.json")
     if feats:
@@ -181,8 +274,17 @@ def robustness_section() -> list[str]:
 
 
 def main() -> None:
-    (HERE / "README.md").write_text(render())
-    print(f"wrote {HERE / 'README.md'}")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="only compare; exit 1 if README.md is out of date")
+    args = ap.parse_args()
+    readme, text = HERE / "README.md", render()
+    if args.check:
+        if not readme.is_file() or readme.read_text() != text:
+            raise SystemExit(f"{readme} is out of date with {RESULTS}: run python benchmarks/report.py")
+        print(f"{readme} is up to date")
+        return
+    readme.write_text(text)
+    print(f"wrote {readme}")
 
 
 if __name__ == "__main__":

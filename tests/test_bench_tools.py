@@ -1,6 +1,7 @@
-"""Measurement tools of the fast-generator issue: the generator's FLOP count, the peak measurement, the
-generator-only bench report, and the sound-to-picture latency tool (click matching on planted clicks, the
-report of a short real-time run on a file source, and on the live microphone through a PulseAudio null sink)."""
+"""Measurement tools: the benchmarks' one statistics and plot helper, the generator's FLOP count, the peak
+measurement, the generator-only bench report, and the sound-to-picture latency tool (click matching on planted
+clicks, the report of a short real-time run on a file source, and on the live microphone through a PulseAudio null
+sink)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,54 @@ import soundfile as sf
 from livesound.audio.io import SAMPLE_RATE, load_audio
 from livesound.bench.latency import click_train, detect_clicks, match_clicks, parse_latency
 from livesound.bench.flops import generator_flops, measure_peak_gflops
+from livesound.bench.stats import figure, mark_percentiles, p50_bars, summary, summary_ms, time_calls
 from livesound.models.stylegan2 import GeneratorConfig
 
 HOP = 1470
+
+
+def test_summaries_are_numpys_percentiles_under_each_reports_keys():
+    v = np.random.default_rng(0).gamma(2.0, 3.0, 1001)
+    want = {q: float(np.percentile(v, q)) for q in (50, 95, 99)}
+    s = summary_ms(v)
+    assert s == pytest.approx({"p50_ms": want[50], "p95_ms": want[95], "p99_ms": want[99], "mean_ms": v.mean()})
+    assert summary_ms(list(v), peak=True, count=True) == pytest.approx(s | {"max_ms": v.max(), "n": 1001})
+    bare = summary(v, unit="", peak=True)  # the latency report's shape: its key already says ms
+    assert bare == pytest.approx({"p50": want[50], "p95": want[95], "p99": want[99], "mean": v.mean(), "max": v.max()})
+    assert summary([], peak=True) == {} and summary_ms([], count=True) == {"n": 0}
+
+
+def test_time_calls_times_only_the_calls_after_warmup():
+    import time
+
+    seen = []
+    ms = time_calls(lambda i: (seen.append(i), time.sleep(0.002)), n=5, warmup=3)
+    assert seen == list(range(8)) and ms.shape == (5,)
+    assert (ms >= 2.0).all() and (ms < 500).all()
+
+
+def test_figure_writes_a_whole_png_or_nothing(tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "plots" / "p.png"
+    values = np.arange(1.0, 101.0)
+    with figure(png, 1, 2, (6, 3), dpi=50) as (fig, (a, b)):
+        bars = p50_bars(a, ["x", "y"], [summary_ms(values), summary_ms(2 * values)], label="bars")
+        b.hist(values, bins=10)
+        pct = mark_percentiles(b, values)
+        assert not png.exists()  # written when the block ends
+    assert [r.get_height() for r in bars] == pytest.approx([50.5, 101.0])
+    assert pct == pytest.approx({"p50_ms": 50.5, "p95_ms": 95.05, "p99_ms": 99.01})
+    assert [line.get_xdata()[0] for line in b.get_lines()] == pytest.approx([50.5, 95.05, 99.01])
+    assert [line.get_label() for line in b.get_lines()] == ["p50 50.5 ms", "p95 95.0 ms", "p99 99.0 ms"]
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size == (300, 150)
+
+    with pytest.raises(RuntimeError, match="plot failed"):
+        with figure(tmp_path / "broken.png") as (fig, ax):
+            ax.plot([1, 2])
+            raise RuntimeError("plot failed")
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["p.png"]  # no half file, no temp file
 
 
 def test_flops_of_the_reference_generator():

@@ -22,12 +22,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from livesound.bench.flops import generator_flops, measure_peak_gflops
 from livesound.bench.stages import machine_info
-from livesound.bench.stats import summary_ms
+from livesound.bench.stats import figure, p50_bars, summary_ms
 from livesound.live.backends import make_backend
 from livesound.live.backends.torch_stage import compile_synthesis
 from livesound.models.fast_paths import FastPaths, apply_fast_paths
@@ -162,28 +161,18 @@ def run_generator_sizes(sizes: list[tuple[int, int]], backends, frames: int = 10
 
 
 def plot_generator(result: dict, path: Path) -> None:
-    """Frame time per backend (p50, whisker to p99) and the fraction of peak each reaches."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Frame time per backend (p50, whisker to p99) and the fraction of peak each reaches, one row per size."""
     sizes = result.get("sizes", [result])
-    fig, axes = plt.subplots(len(sizes), 2, figsize=(10, 3.8 * len(sizes)), squeeze=False)
-    for (a, b), r in zip(axes, sizes):
-        names = list(r["backends"])
-        rs = [r["backends"][n] for n in names]
-        p50 = np.array([x["stages"]["generator"]["p50_ms"] for x in rs])
-        p99 = np.array([x["stages"]["generator"]["p99_ms"] for x in rs])
-        a.bar(names, p50, yerr=[np.zeros_like(p50), p99 - p50], capsize=4)
-        g = r["generator"]
-        cm = f", cm {g['channel_multiplier']}" if "channel_multiplier" in g else ""
-        a.set(ylabel="ms a frame (p50, whisker to p99)",
-              title=f"{g['resolution']} px generator{cm}, {g['gflop_per_frame']:.1f} GFLOP a frame")
-        b.bar(names, [100 * x["fraction_of_peak"] for x in rs])
-        m = r["machine"]
-        b.set(ylabel="% of measured fp32 peak", ylim=(0, 100),
-              title=f"peak {m['peak_gflops']:.0f} GFLOP/s, {m['threads']} threads")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path, len(sizes), 2, (10, 3.8 * len(sizes)), squeeze=False) as (fig, axes):
+        for (a, b), r in zip(axes, sizes):
+            names = list(r["backends"])
+            rs = [r["backends"][n] for n in names]
+            p50_bars(a, names, [x["stages"]["generator"] for x in rs])
+            g = r["generator"]
+            cm = f", cm {g['channel_multiplier']}" if "channel_multiplier" in g else ""
+            a.set(ylabel="ms a frame (p50, whisker to p99)",
+                  title=f"{g['resolution']} px generator{cm}, {g['gflop_per_frame']:.1f} GFLOP a frame")
+            b.bar(names, [100 * x["fraction_of_peak"] for x in rs])
+            m = r["machine"]
+            b.set(ylabel="% of measured fp32 peak", ylim=(0, 100),
+                  title=f"peak {m['peak_gflops']:.0f} GFLOP/s, {m['threads']} threads")

@@ -44,6 +44,7 @@ from livesound.audio.pulse import NullSink, missing_tools
 from livesound.audio.mic import Microphone
 from livesound.audio.sources import FileSource, SynthSource, _sounddevice
 from livesound.bench.stages import machine_info
+from livesound.bench.stats import figure, summary
 from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
 
@@ -176,12 +177,9 @@ def _pulse_missing() -> str | None:
     return None
 
 
-def _pct(v) -> dict[str, float]:
-    v = np.asarray(v, float)
-    if v.size == 0:
-        return {}
-    return {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
-            "p99": float(np.percentile(v, 99)), "mean": float(v.mean()), "max": float(v.max())}
+def _pct(values) -> dict[str, float]:
+    """The report's summary: its keys already say ms ("onset_to_frame_ms"), so bare "p50" .. "max"."""
+    return summary(values, unit="", peak=True)
 
 
 def run_latency_bench(preset: str = "demo", seconds: float = 10.0, path: str = "auto", blocksize: int = 256,
@@ -346,32 +344,24 @@ def _analyse(run: dict, planted: np.ndarray | None) -> dict:
 def plot_latency(result: dict, path: Path) -> None:
     """Left: clicks and frames on one time axis (each frame's onset at its ready time, the first reacting
     frame of each click circled). Right: per click, capture, wait and compute stacked from the click."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tl = result["_timeline"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2, 1]})
-    a.vlines(tl["clicks_s"], 0, 1.05, colors="tab:red", lw=1, label="click (in the stream)")
-    a.plot(tl["frames_done_s"], tl["frames_onset"], ".", ms=2, color="tab:blue", label="frame ready (onset)")
-    hit_t = [tl["frames_done_s"][h] for h in tl["hits"] if h is not None]
-    hit_o = [tl["frames_onset"][h] for h in tl["hits"] if h is not None]
-    a.plot(hit_t, hit_o, "o", mfc="none", color="tab:green", label="first reacting frame")
-    a.axhline(REACTS, color="grey", lw=0.5, ls="--")
-    a.set(xlabel="seconds since the stream started", ylabel="frame onset",
-          title=f"{result['path']} path, {result['fps']:.0f} fps")
-    a.legend(loc="upper right", fontsize=8)
-    rows = [c for c in result["per_click"] if c.get("frame") is not None]
-    left = np.zeros(len(rows))
-    for part, colour in (("capture", "tab:orange"), ("wait", "tab:grey"), ("compute", "tab:blue")):
-        v = np.array([c[f"{part}_ms"] for c in rows])
-        b.barh(np.arange(len(rows)), v, left=left, color=colour, label=part)
-        left += v
-    o = result["onset_to_frame_ms"]
-    b.set(xlabel="ms after the click", ylabel="click", title=f"onset to frame: p50 {o.get('p50', float('nan')):.1f}, "
-          f"p95 {o.get('p95', float('nan')):.1f} ms")
-    b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path, 1, 2, (12, 4), gridspec_kw={"width_ratios": [2, 1]}) as (fig, (a, b)):
+        a.vlines(tl["clicks_s"], 0, 1.05, colors="tab:red", lw=1, label="click (in the stream)")
+        a.plot(tl["frames_done_s"], tl["frames_onset"], ".", ms=2, color="tab:blue", label="frame ready (onset)")
+        hit_t = [tl["frames_done_s"][h] for h in tl["hits"] if h is not None]
+        hit_o = [tl["frames_onset"][h] for h in tl["hits"] if h is not None]
+        a.plot(hit_t, hit_o, "o", mfc="none", color="tab:green", label="first reacting frame")
+        a.axhline(REACTS, color="grey", lw=0.5, ls="--")
+        a.set(xlabel="seconds since the stream started", ylabel="frame onset",
+              title=f"{result['path']} path, {result['fps']:.0f} fps")
+        a.legend(loc="upper right", fontsize=8)
+        rows = [c for c in result["per_click"] if c.get("frame") is not None]
+        left = np.zeros(len(rows))
+        for part, colour in (("capture", "tab:orange"), ("wait", "tab:grey"), ("compute", "tab:blue")):
+            v = np.array([c[f"{part}_ms"] for c in rows])
+            b.barh(np.arange(len(rows)), v, left=left, color=colour, label=part)
+            left += v
+        o = result["onset_to_frame_ms"]
+        b.set(xlabel="ms after the click", ylabel="click", title=f"onset to frame: p50 "
+              f"{o.get('p50', float('nan')):.1f}, p95 {o.get('p95', float('nan')):.1f} ms")
+        b.legend(fontsize=8)

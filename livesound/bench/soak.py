@@ -117,10 +117,13 @@ def _cpu_s() -> float:
     return t.user + t.system
 
 
+MIN_SAMPLES = 20  # deciles of fewer samples are single noisy points
+
+
 def judge(samples: list[Sample], warmup_fraction: float = 0.1) -> dict:
-    """Memory growth after warm-up and frame-time drift, from ``samples`` (at least 20 of them)."""
-    if len(samples) < 20:
-        raise ValueError(f"need at least 20 samples to judge a soak, got {len(samples)}")
+    """Memory growth after warm-up and frame-time drift, from ``samples`` (at least MIN_SAMPLES of them)."""
+    if len(samples) < MIN_SAMPLES:
+        raise ValueError(f"need at least {MIN_SAMPLES} samples to judge a soak, got {len(samples)}")
     start = max(1, int(len(samples) * warmup_fraction))
     run = samples[start:]
     rss = np.array([s.rss_mb for s in run])

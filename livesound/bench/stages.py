@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from livesound.audio.sources import SynthSource
-from livesound.bench.stats import figure, summary_ms
+from livesound.bench.stats import figure, p50_bars, summary_ms
 from livesound.live.backends import BACKENDS
 from livesound.live.build import LiveOptions, build_pipeline
 
@@ -99,27 +99,17 @@ def run_bench(preset: str, backends: list[str], frames: int, warmup: int, thread
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Left: per-stage p50 per backend, whisker to p99. Right: the whole-frame time histogram per backend."""
     names = list(result["backends"])
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     width = 0.8 / len(names)
     x = np.arange(len(REPORT_STAGES))
-    for i, name in enumerate(names):
-        st = result["backends"][name]["stages"]
-        p50 = [st[s]["p50_ms"] for s in REPORT_STAGES]
-        p99 = [st[s]["p99_ms"] for s in REPORT_STAGES]
-        a.bar(x + i * width, p50, width, yerr=[np.zeros(len(p50)), np.subtract(p99, p50)], capsize=3, label=name)
-        b.hist(result["backends"][name]["_total_ms"], bins=30, alpha=0.6, label=f"{name} "
-               f"({result['backends'][name]['fps']:.0f} fps)")
-    a.set_xticks(x + width * (len(names) - 1) / 2, REPORT_STAGES)
-    a.set(ylabel="ms (p50, whisker to p99)", title=f"{result['preset']}: per-stage time per frame")
-    a.legend()
-    b.set(xlabel="frame time, ms", ylabel="frames", title="whole-frame latency")
-    b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path, 1, 2, (11, 4)) as (fig, (a, b)):
+        for i, name in enumerate(names):
+            r = result["backends"][name]
+            p50_bars(a, x + i * width, [r["stages"][s] for s in REPORT_STAGES], width, capsize=3, label=name)
+            b.hist(r["_total_ms"], bins=30, alpha=0.6, label=f"{name} ({r['fps']:.0f} fps)")
+        a.set_xticks(x + width * (len(names) - 1) / 2, REPORT_STAGES)
+        a.set(ylabel="ms (p50, whisker to p99)", title=f"{result['preset']}: per-stage time per frame")
+        a.legend()
+        b.set(xlabel="frame time, ms", ylabel="frames", title="whole-frame latency")
+        b.legend()

@@ -13,13 +13,15 @@ STAGES = ("features", "encode", "smooth", "map", "synthesize", "to_rgb8")
 
 def percentiles(values: Iterable[float], qs: tuple[int, ...] = (50, 95, 99), unit: str = "ms",
                 mean: bool = False) -> dict[str, float]:
-    """{"p50_ms": .., "p95_ms": .., "p99_ms": ..} (``unit`` names the suffix; ``mean`` adds "mean_<unit>")."""
+    """{"p50_ms": .., "p95_ms": .., "p99_ms": ..} (``unit`` names the suffix, "" for bare "p50"; ``mean`` adds
+    "mean_<unit>"). Empty input gives {}."""
     v = np.fromiter(values, float) if not isinstance(values, np.ndarray) else values.astype(float, copy=False)
     if v.size == 0:
         return {}
-    out = {f"p{q}_{unit}": float(np.percentile(v, q)) for q in qs}
+    suffix = f"_{unit}" if unit else ""
+    out = {f"p{q}{suffix}": float(x) for q, x in zip(qs, np.percentile(v, qs))}
     if mean:
-        out[f"mean_{unit}"] = float(v.mean())
+        out[f"mean{suffix}"] = float(v.mean())
     return out
 
 
