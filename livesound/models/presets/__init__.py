@@ -1,4 +1,4 @@
-"""Named presets: JSON files in ``livesound/presets`` saying which networks to build or load.
+"""Named presets: JSON files beside this module (``livesound/models/presets/*.json``) saying which networks to build or load.
 
 A network entry either builds from a seed (``{"seed": S, "config": {...}}``, no files needed; this is how
 the embedded ``demo`` preset works) or names a checkpoint file (``{"checkpoint": NAME}``) looked up in the
