@@ -32,8 +32,24 @@ from torch import nn
 
 from livesound.audio.features import PaperLogMel
 from livesound.files import atomic_write
+from livesound.models.audio_encoder import load_audio_encoder
+from livesound.models.mapper import load_mapper
+from livesound.models.presets import encoder_from_preset, generator_from_preset, load_preset
+from livesound.models.stylegan2 import load_generator
 
 OPSET = 17
+
+
+@dataclass
+class ExportOptions:
+    """``livesound export onnx``: the networks given by path, or (none given) all of a preset's."""
+    preset: str = "demo"
+    generator: str | None = None
+    encoder: str | None = None
+    mapper: str | None = None
+    out: str = "engines"
+    fp16: bool = False                # also *_fp16.onnx graphs
+    fused: bool = False               # also the fused embedding -> image graph
 
 
 @dataclass
@@ -192,3 +208,21 @@ def export_all(out_dir: Path, G=None, encoder=None, mapper=None, fp16: bool = Fa
     atomic_write(Path(out_dir) / "export.json",
                  lambda tmp: tmp.write_text(json.dumps(reports, indent=2) + "\n"))
     return reports
+
+
+def export_networks(opts: ExportOptions, log: Callable[[str], None] = print) -> list[dict]:
+    """Load the networks ``opts`` names (only those, when any path is given; else the preset's generator,
+    encoder and mapper) and ``export_all`` of them into ``opts.out``."""
+    G = encoder = mapper = None
+    if opts.generator or opts.encoder or opts.mapper:
+        G = load_generator(opts.generator) if opts.generator else None
+        encoder = load_audio_encoder(opts.encoder) if opts.encoder else None
+        mapper = load_mapper(opts.mapper) if opts.mapper else None
+    else:
+        # Imported here, not at the top: the live backends' graph cache imports this module (a cycle).
+        from livesound.live.build import mapper_from_preset
+
+        preset = load_preset(opts.preset)
+        G, encoder = generator_from_preset(preset), encoder_from_preset(preset)
+        mapper = mapper_from_preset(preset, G, encoder.embed_dim)
+    return export_all(Path(opts.out), G, encoder, mapper, fp16=opts.fp16, fused=opts.fused, log=log)

@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from exporters.trt_ops import check_onnx_for_tensorrt
 from livesound.files import write_bytes
@@ -333,3 +334,28 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str 
     write_sidecar(engine_path, info)
     log.info("built %s (%s, %.1f s)", engine_path, precision, seconds)
     return info
+
+
+@dataclass
+class EnginesOptions:
+    """``livesound export tensorrt``: an engine for every ``.onnx`` graph of a folder."""
+    onnx: str | None = None           # folder of graphs; None: ``out`` itself
+    out: str = "engines"
+    precision: str = "fp16"
+    max_batch: int = 4                # the largest batch of each dynamic profile
+
+
+def build_engines(opts: EnginesOptions, log: Callable[[str], None] = print) -> list[dict]:
+    """``build_engine`` for each graph, sharing one timing cache ``out/timing.cache``; ``log`` hears
+    ``graph.onnx -> graph.engine`` per engine built. Returns the sidecars."""
+    src, out = Path(opts.onnx or opts.out), Path(opts.out)
+    graphs = sorted(src.glob("*.onnx"))
+    if not graphs:
+        raise ValueError(f"{src}: no .onnx graphs to build engines from (run `livesound export onnx` first)")
+    infos = []
+    for g in graphs:
+        info = build_engine(g, out / g.with_suffix(".engine").name, precision=opts.precision,
+                            batch=(1, 1, opts.max_batch), timing_cache=out / "timing.cache")
+        log(f"{g.name} -> {info.get('engine', g.with_suffix('.engine').name)}")
+        infos.append(info)
+    return infos

@@ -1,7 +1,14 @@
 """The command line as a user meets it: real processes, real files, one-line errors."""
 
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -94,14 +101,81 @@ def test_training_and_evaluation_commands_are_built(capsys):
         assert "--data" in capsys.readouterr().err
 
 
+def _commands(parser, path=()):
+    """(command words, parser) for every command and nested command (``eval zero-shot``) of ``parser``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sp in action.choices.items():
+                yield (*path, name), sp
+                yield from _commands(sp, (*path, name))
+
+
 def test_every_command_helps_with_an_example():
     parser = build_parser()
-    subs = next(a for a in parser._actions if a.dest == "command").choices
+    commands = dict(_commands(parser))
     expected = {"live", "generate", "embed", "optimize", "train-encoder", "train-mapper", "export", "bench",
-                "eval", "presets", "convert"}
-    assert expected <= set(subs)
-    for name, sp in subs.items():
-        assert f"example:\n  livesound {name}" in sp.format_help(), name
+                "eval", "presets", "convert", "interpolate"}
+    assert expected <= {words[0] for words in commands}
+    assert {("eval", e) for e in ("latent-agreement", "zero-shot", "linear-probe", "mapper")} <= set(commands)
+    for words, sp in commands.items():
+        name = " ".join(words)
+        text = sp.format_help().rstrip("\n")
+        _, sep, examples = text.rpartition("\nexample:\n")
+        assert sep, f"{name}: no example"
+        lines = examples.splitlines()
+        assert lines[0].startswith(f"  livesound {name}"), name      # the help ends with examples of itself
+        assert all(f"livesound {name}" in line for line in lines), name
+        for line in lines:  # each example is a command line this parser accepts as written
+            argv = shlex.split(line)
+            if argv[0] == "livesound":
+                parsed = build_parser().parse_args(argv[1:])
+                assert callable(parsed.run), line
+        if not any(isinstance(a, argparse._SubParsersAction) for a in sp._actions):
+            assert callable(sp.get_default("run")), f"{name} runs nothing"
+
+
+def test_help_of_every_command_loads_no_torch():
+    argvs = [list(words) for words in dict(_commands(build_parser()))]
+    code = ("import contextlib, io, sys\nfrom livesound.cli import build_parser\n"
+            f"for argv in [[], *{argvs!r}]:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        try:\n            build_parser().parse_args([*argv, '--help'])\n"
+            "        except SystemExit:\n            pass\n"
+            "print(sorted(m for m in ('torch', 'numpy', 'PyQt6', 'onnxruntime') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout
+
+
+def test_live_window_plays_until_closed_then_writes_stats(tmp_path):
+    """The windowed show, as started from a terminal: frames flow (seen over OSC), SIGTERM closes the window,
+    the run exits 0 and leaves its stats."""
+    pytest.importorskip("PyQt6", reason="PyQt6 is not installed: the window is untested")
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.2)
+    stats = tmp_path / "stats.json"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen([sys.executable, "-m", "livesound", "live", "--source", "synth", "--stats", str(stats),
+                             "--osc-out", f"127.0.0.1:{rx.getsockname()[1]}", "--pin-threads", "off"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        levels, deadline = 0, time.monotonic() + 240
+        while levels < 3 and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                levels += rx.recv(65536).count(b"/livesound/level")
+            except socket.timeout:
+                pass
+        assert levels >= 3, "no frames came out of the window's engine"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        rx.close()
+    assert proc.returncode == 0, err
+    assert "no display" not in err and "wrote" not in out   # it ran in the window, not headless
+    report = json.loads(stats.read_text())
+    assert report["frames"] >= 3 and {"encode", "synthesize"} <= set(report["stages"])
 
 
 def test_presets_list_and_console_script(tmp_path):

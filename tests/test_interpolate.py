@@ -67,18 +67,17 @@ def test_cli_interpolate_across_files(tmp_path, tiny_generator):
     from PIL import Image
 
     from livesound.weights.checkpoint import save_own
-    from livesound.cli import _Formatter, _sub
-    from livesound.cli.offline import add_parsers, cmd_interpolate
+    from livesound.cli.offline import add_parsers, run_interpolate
 
     G = tiny_generator
     ckpt = save_own(tmp_path / "g.safetensors", "generator", G.cfg.to_dict(), G.state_dict())
     np.save(tmp_path / "a.npy", np.random.default_rng(0).standard_normal((1, G.num_ws, G.w_dim)).astype(np.float32))
     np.save(tmp_path / "b.npy", np.random.default_rng(1).standard_normal((G.num_ws, G.w_dim)).astype(np.float32))
     p = argparse.ArgumentParser()
-    add_parsers(p.add_subparsers(dest="command"), _Formatter, _sub)
+    add_parsers(p.add_subparsers(dest="command"))
     args = p.parse_args(["interpolate", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--steps", "4",
                          "--generator", str(ckpt), "--out", str(tmp_path / "out")])
-    assert cmd_interpolate(args) == 0
+    assert run_interpolate(args) == 0
     assert len(list((tmp_path / "out").glob("frame_*.png"))) == 4
     assert Image.open(tmp_path / "out" / "frame_0000.png").size == (32, 32)
     saved = np.load(tmp_path / "out" / "path.npy")

@@ -182,24 +182,23 @@ def write_wavs(folder, n=2, seconds=0.5):
 
 
 def parse(*argv):
-    from livesound.cli import _Formatter, _sub
-    from livesound.cli.offline import add_eval_latent_agreement, add_parsers
+    from livesound.cli.offline import add_eval_parsers, add_parsers
 
     p = argparse.ArgumentParser()
     subs = p.add_subparsers(dest="command")
-    add_parsers(subs, _Formatter, _sub)
-    add_eval_latent_agreement(subs.add_parser("latent-agreement"))
+    add_parsers(subs)
+    add_eval_parsers(subs)
     return p.parse_args(list(argv))
 
 
 def test_cli_optimize_writes_outputs_and_resumes(tmp_path, capsys):
-    from livesound.cli.offline import cmd_optimize
+    from livesound.cli.offline import run_optimize
 
     sounds, out = write_wavs(tmp_path / "sounds"), tmp_path / "out"
     args = parse("optimize", "--preset", "demo", "--audio", str(sounds), "--text", "rain", "--mix",
                  "coarse=text,fine=audio", "--seed", "3", "--steps", "3", "--save-every", "1", "--batch", "2",
                  "--out", str(out))
-    assert cmd_optimize(args) == 0
+    assert run_optimize(args) == 0
     for name in ("clip0", "clip1"):
         d = out / name
         assert {p.name for p in d.iterdir()} == {"source.png", "result.png", "side_by_side.png", "result.npy",
@@ -221,32 +220,32 @@ def test_cli_optimize_writes_outputs_and_resumes(tmp_path, capsys):
 
     mtimes = {n: os.stat(out / n / "result.npy").st_mtime_ns for n in ("clip0", "clip1")}
     capsys.readouterr()
-    assert cmd_optimize(args) == 0
+    assert run_optimize(args) == 0
     assert "skipped 2" in capsys.readouterr().err
     assert mtimes == {n: os.stat(out / n / "result.npy").st_mtime_ns for n in ("clip0", "clip1")}
 
 
 def test_cli_optimize_errors(tmp_path):
-    from livesound.cli.offline import cmd_optimize
+    from livesound.cli.offline import run_optimize
 
     with pytest.raises(ValueError, match="give a target"):
-        cmd_optimize(parse("optimize", "--steps", "1"))
+        run_optimize(parse("optimize", "--steps", "1"))
     with pytest.raises(ValueError, match="--mix gives it no layers"):
-        cmd_optimize(parse("optimize", "--text", "x", "--audio", str(write_wavs(tmp_path / "s", 1)),
+        run_optimize(parse("optimize", "--text", "x", "--audio", str(write_wavs(tmp_path / "s", 1)),
                            "--mix", "fine=audio"))
     with pytest.raises(CheckpointError, match="no such file"):
-        cmd_optimize(parse("optimize", "--text", "x", "--id-weights", str(tmp_path / "none.pth"),
+        run_optimize(parse("optimize", "--text", "x", "--id-weights", str(tmp_path / "none.pth"),
                            "--out", str(tmp_path / "o")))
 
 
 def test_latent_agreement_cli(tmp_path, capsys):
-    from livesound.cli.offline import cmd_latent_agreement
+    from livesound.cli.offline import run_latent_agreement
 
     data = tmp_path / "data"
     write_wavs(data / "rain", 1)
     write_wavs(data / "dog_bark", 1)
     out = tmp_path / "agreement.json"
-    assert cmd_latent_agreement(parse("latent-agreement", "--data", str(data), "--steps", "2",
+    assert run_latent_agreement(parse("latent-agreement", "--data", str(data), "--steps", "2",
                                       "--out", str(out))) == 0
     report = json.loads(out.read_text())
     assert set(report["labels"]) == {"rain", "dog_bark"}

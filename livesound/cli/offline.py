@@ -1,18 +1,16 @@
-"""The offline commands: ``optimize``, ``interpolate`` and ``eval latent-agreement``.
-
-Wiring (done in ``livesound/cli.py``): ``add_parsers(subs, _Formatter, _sub)`` adds ``optimize`` and
-``interpolate``; ``add_eval_latent_agreement(parser)`` adds the options of ``eval latent-agreement`` to a
-subparser; ``main`` dispatches to ``cmd_optimize`` / ``cmd_interpolate`` / ``cmd_latent_agreement``. Like the
-other commands these build one options object, call library functions, and raise ValueError,
-CheckpointError, AudioError or PresetError with one-line messages for ``main`` to print.
-"""
+"""The offline commands: ``generate``, ``embed``, ``convert``, ``presets``, ``optimize``, ``interpolate`` and
+``eval latent-agreement``. Each ``run_*`` builds one options object and calls one library function."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from livesound.cli.common import add_loop_args, add_model_args, model_options, say, split_list, sub, tell
+
+GENERATE_EXAMPLE = "livesound generate --preset demo --seeds 0-3 --out out/demo --grid"
+EMBED_EXAMPLE = "livesound embed sound.wav other.flac --preset demo --out emb.npy"
+CONVERT_EXAMPLE = "livesound convert stylegan2-ffhq-config-f.pt ffhq.safetensors"
 OPTIMIZE_EXAMPLE = ("livesound optimize --preset demo --audio sound.wav --steps 300 --out out/optimize\n  "
                     "livesound optimize --audio sounds/ --text 'a snowy mountain' --mix coarse=text,fine=audio")
 INTERPOLATE_EXAMPLE = ("livesound interpolate out/optimize/rain/result.npy out/optimize/fire/result.npy "
@@ -20,12 +18,63 @@ INTERPOLATE_EXAMPLE = ("livesound interpolate out/optimize/rain/result.npy out/o
 LATENT_AGREEMENT_EXAMPLE = "livesound eval latent-agreement --data sounds_by_label/ --steps 300 --out agreement.json"
 
 
-def add_parsers(subs, formatter_class, sub_helper) -> None:
-    """Add ``optimize`` and ``interpolate`` to ``subs`` through the CLI's ``sub_helper(subs, name, help, example)``."""
-    del formatter_class  # sub_helper already applies the CLI's formatter
-    o = sub_helper(subs, "optimize", "sound-guided latent optimisation (the paper's full-quality path)",
-                   OPTIMIZE_EXAMPLE)
-    _model_args(o)
+# ---------------------------------------------------------------------------------------------- parsers
+
+def add_generate_parser(subs) -> None:
+    """``generate`` alone: it heads the command list (the first command a newcomer runs)."""
+    g = sub(subs, "generate", "render StyleGAN2 images from seeds or saved latents", GENERATE_EXAMPLE)
+    g.set_defaults(run=run_generate)
+    g.add_argument("--preset", default="demo", help="preset name or preset JSON file")
+    g.add_argument("--generator", metavar="CKPT", help="generator checkpoint (.pt, .pkl, .safetensors); "
+                                                       "overrides the preset's")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--seeds", default="0-7", help="seeds, e.g. 0-7 or 1,5,9")
+    src.add_argument("--latents", metavar="NPY", help="w+ array [N, num_ws, w_dim] (.npy or .pt)")
+    g.add_argument("--trunc", type=float, default=None, help="truncation psi (default: the preset's)")
+    g.add_argument("--noise-mode", choices=["const", "random", "none"], default=None,
+                   help="noise: stored maps, fresh random, or none (default: the preset's)")
+    g.add_argument("--out", default="out/generate", help="output folder")
+    g.add_argument("--grid", action="store_true", help="also write all images as one grid.png")
+    g.add_argument("--grid-only", action="store_true", help="write only grid.png")
+    g.add_argument("--batch", type=int, default=8, help="images computed at once")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+
+def add_parsers(subs) -> None:
+    """``embed``, ``convert``, ``presets``, ``optimize`` and ``interpolate``."""
+    e = sub(subs, "embed", "audio files -> CLIP-space embeddings (.npy, one row per file)", EMBED_EXAMPLE)
+    e.set_defaults(run=run_embed)
+    e.add_argument("files", nargs="+", help="audio files (WAV/FLAC/OGG, any rate, mono or multichannel)")
+    e.add_argument("--preset", default="demo", help="preset whose encoder (and CLIP) to use")
+    e.add_argument("--encoder", metavar="CKPT", help="audio encoder: the paper's .pth or livesound .safetensors")
+    e.add_argument("--preprocess", choices=["paper", "stream"], default="paper",
+                   help="paper: the paper's whole-clip log-mel (first/centre 10 s); stream: the live loop's "
+                        "rolling log-mel at the end of the file")
+    e.add_argument("--out", default="embeddings.npy", help="output .npy, float32 [files, dim]")
+    e.add_argument("--raw", action="store_true", help="write raw encoder outputs instead of unit vectors")
+    e.add_argument("--clean-nonfinite", action="store_true",
+                   help="replace NaN/inf samples with 0 (with a warning) instead of refusing the file")
+    e.add_argument("--clip", metavar="WEIGHTS", help="CLIP weights (file or open_clip tag) for --labels")
+    e.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name for --clip")
+    e.add_argument("--labels", help="comma-separated labels: print each file's top labels by cosine")
+    e.add_argument("--top", type=int, default=3, help="how many labels to print per file")
+    e.add_argument("--batch", type=int, default=8, help="files encoded at once")
+
+    c = sub(subs, "convert", "convert a foreign checkpoint to livesound's safetensors format", CONVERT_EXAMPLE)
+    c.set_defaults(run=run_convert)
+    c.add_argument("src", help="rosinality .pt, NVIDIA .pkl or livesound .safetensors generator")
+    c.add_argument("dst", help="output .safetensors file")
+    c.add_argument("--mapping-lr-mul", type=float, default=None,
+                   help="mapping lr multiplier of a rosinality generator built with a non-default lr_mlp "
+                        "(its .pt does not record it; default: rosinality's 0.01)")
+
+    pr = sub(subs, "presets", "list the named presets", "livesound presets")
+    pr.set_defaults(run=run_presets)
+    pr.add_argument("--json", action="store_true", help="print the presets as JSON")
+
+    o = sub(subs, "optimize", "sound-guided latent optimisation (the paper's full-quality path)", OPTIMIZE_EXAMPLE)
+    o.set_defaults(run=run_optimize)
+    add_model_args(o)
     o.add_argument("--audio", metavar="FILE|DIR", help="audio target: a file, or a folder of .wav/.flac/.ogg "
                                                       "(one result each, batched, resumable)")
     o.add_argument("--text", help="text target (alone it is one more target; with --mix it steers its layers)")
@@ -39,7 +88,7 @@ def add_parsers(subs, formatter_class, sub_helper) -> None:
                                                          "generation: CLIP loss only, no L2 or identity)")
     o.add_argument("--trunc", type=float, default=None, help="truncation of a seed's latent (default: the "
                                                              "preset's; the paper 0.7)")
-    _loop_args(o)
+    add_loop_args(o)
     o.add_argument("--id-weights", metavar="PTH", help="IR-SE50 ArcFace weights (model_ir_se50.pth) for the "
                                                        "identity loss on faces")
     o.add_argument("--id-lambda", type=float, default=None, help="identity loss weight (default 0.005 with "
@@ -49,8 +98,8 @@ def add_parsers(subs, formatter_class, sub_helper) -> None:
     o.add_argument("--batch", type=int, default=4, help="targets optimised together")
     o.add_argument("--out", default="out/optimize", help="output folder (one subfolder per target)")
 
-    i = sub_helper(subs, "interpolate", "render the path between two w+ latents to PNGs and a video",
-                   INTERPOLATE_EXAMPLE)
+    i = sub(subs, "interpolate", "render the path between two w+ latents to PNGs and a video", INTERPOLATE_EXAMPLE)
+    i.set_defaults(run=run_interpolate)
     i.add_argument("a", metavar="A.npy", help="start latent (.npy or .pt; the first row)")
     i.add_argument("b", metavar="B.npy", help="end latent")
     i.add_argument("--steps", type=int, default=32, help="frames on the path, both ends included")
@@ -63,168 +112,103 @@ def add_parsers(subs, formatter_class, sub_helper) -> None:
     i.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
 
 
-def add_eval_latent_agreement(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of ``livesound eval latent-agreement`` (the paper's Table 2 measure)."""
+def add_eval_parsers(evs) -> None:
+    """``eval latent-agreement`` (the paper's Table 2 measure) under the ``eval`` command's subparsers."""
+    p = sub(evs, "latent-agreement", "cosine between sound-guided and text-guided latent offsets, per label",
+            LATENT_AGREEMENT_EXAMPLE)
+    p.set_defaults(run=run_latent_agreement)
+    add_latent_agreement_args(p)
+
+
+def add_latent_agreement_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="DIR", help="audio files in one folder per label")
     p.add_argument("--csv", metavar="CSV", help="file,label rows instead of folder names (paths relative to it)")
-    _model_args(p)
+    add_model_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the one source latent")
     p.add_argument("--trunc", type=float, default=None, help="truncation (default: the preset's)")
-    _loop_args(p)
+    add_loop_args(p)
     p.add_argument("--batch", type=int, default=4, help="optimisations run together")
     p.add_argument("--out", default="latent_agreement.json", help="JSON report")
     return p
 
 
-def _model_args(p) -> None:
-    p.add_argument("--preset", default="demo", help="preset name or preset JSON file")
-    p.add_argument("--generator", metavar="CKPT", help="generator checkpoint (overrides the preset's)")
-    p.add_argument("--encoder", metavar="CKPT", help="audio encoder checkpoint (overrides the preset's)")
-    p.add_argument("--clip", metavar="WEIGHTS", help="CLIP weights (file or open_clip tag); default: the preset's")
-    p.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name for --clip")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+# --------------------------------------------------------------------------------------------- commands
 
+def run_generate(args) -> int:
+    from livesound.offline.generate import GenerateOptions, generate_images
 
-def _loop_args(p) -> None:
-    p.add_argument("--steps", type=int, default=300, help="optimisation steps (paper: 300)")
-    p.add_argument("--lr", type=float, default=0.05, help="peak Adam learning rate (paper: 0.05; landscape 0.1)")
-    p.add_argument("--l2", type=float, default=0.008, help="weight of ||w - w_src||^2 (paper: 0.008; "
-                                                           "landscape 0.002)")
-
-
-# ------------------------------------------------------------------------------------------ commands
-
-def _say(cmd: str, text: str) -> None:
-    print(f"livesound {cmd}: {text}", file=sys.stderr)
-
-
-def _models(args, cmd: str, need_encoder: bool):
-    from livesound.models.clip import ClipModel
-    from livesound.models.presets import clip_from_preset, encoder_from_preset, generator_from_preset, load_preset
-
-    preset = load_preset(args.preset)
-    G = generator_from_preset(preset, args.generator, device=args.device)
-    encoder = encoder_from_preset(preset, args.encoder, device=args.device).eval() if need_encoder else None
-    if args.clip is not None:
-        clip = ClipModel.load(args.clip_model, args.clip, device=args.device)
-    else:
-        clip = clip_from_preset(preset, device=args.device)
-        if clip.weights is None:
-            _say(cmd, f"note: preset {preset.name!r} has an untrained CLIP, so the guidance means nothing; "
-                      "pass --clip WEIGHTS for real results")
-    return preset, G, encoder, clip
-
-
-def cmd_optimize(args) -> int:
-    from livesound.audio.io import check_readable
-    from livesound.offline.optimize import OptimizeConfig, parse_mix, source_latent
-    from livesound.offline.targets import audio_files, is_complete, run_targets, slug
-
-    if not args.audio and not args.text:
-        raise ValueError("give a target: --audio FILE|DIR, --text TEXT, or both with --mix")
-    mix = parse_mix(args.mix) if args.mix else None
-    files = audio_files(args.audio) if args.audio else []
-    if mix is not None:
-        for kind, given in (("audio", bool(files)), ("text", bool(args.text))):
-            if given and kind not in mix.values():
-                raise ValueError(f"--{kind} is given but --mix gives it no layers")
-    if args.id_lambda is not None and args.id_lambda > 0 and not args.id_weights:
-        raise ValueError("--id-lambda needs --id-weights (IR-SE50 ArcFace weights, model_ir_se50.pth)")
-    if args.batch < 1:
-        raise ValueError("--batch must be at least 1")
-    # One target per audio file (mixed with the text when --mix names both), plus a text-only target.
-    text_name = f"text-{slug(args.text)}" if args.text else None
-    if mix is not None and "audio" in mix.values():
-        plan = [(f.stem, f) for f in files]
-    else:
-        plan = [(f.stem, f) for f in files if mix is None] + ([(text_name, None)] if text_name else [])
-    out = Path(args.out)
-    if all(is_complete(out / name) for name, _ in plan):  # nothing to do: build no network
-        _say("optimize", f"wrote 0 result(s), skipped {len(plan)} finished ({out})")
-        return 0
-    for f in files:  # fail on an unreadable file before any network is built
-        check_readable(f)
-
-    identity = None
-    if args.id_weights:
-        from livesound.models.arcface import IdentityLoss, load_arcface
-
-        identity = IdentityLoss(load_arcface(args.id_weights, args.device))
-    preset, G, encoder, clip = _models(args, "optimize", need_encoder=bool(files))
-    psi = preset.truncation_psi if args.trunc is None else args.trunc
-    cfg = OptimizeConfig(steps=args.steps, lr=args.lr, l2_lambda=args.l2, truncation=psi,
-                         id_lambda=OptimizeConfig.id_lambda if args.id_lambda is None else args.id_lambda,
-                         mode="free" if args.mean else "edit", adaptive_mask=args.adaptive_mask,
-                         save_every=args.save_every, seed=args.seed or 0, noise_mode=preset.noise_mode)
-    source = source_latent(G, seed=None if (args.latent or args.mean) else args.seed, latent=args.latent,
-                           mean=args.mean, truncation=psi)
-    specs = [_target_spec(name, f, args.text, mix, G, clip, encoder) for name, f in plan]
-    _say("optimize", f"{len(specs)} target(s) from {source.label}, {cfg.steps} steps at lr {cfg.lr}, "
-                     f"{G.resolution} px -> {out}")
-    summary = run_targets(G, clip, source, specs, cfg, out, batch=args.batch, identity=identity,
-                          report=lambda s: _say("optimize", s))
-    _say("optimize", f"wrote {len(summary.written)} result(s), skipped {len(summary.skipped)} finished, "
-                     f"in {summary.seconds:.1f} s")
+    opts = GenerateOptions(preset=args.preset, generator=args.generator, seeds=args.seeds, latents=args.latents,
+                           trunc=args.trunc, noise_mode=args.noise_mode, out=args.out, grid=args.grid,
+                           grid_only=args.grid_only, batch=args.batch, device=args.device)
+    s = generate_images(opts, log=tell("generate"))
+    print(f"livesound generate: wrote {s.written} file(s) in {s.seconds:.2f} s ({s.images / s.seconds:.1f} images/s)")
     return 0
 
 
-def _target_spec(name: str, audio: Path | None, text: str | None, mix, G, clip, encoder):
-    """A lazily built target: the audio is encoded only if the target is not already done."""
-    from livesound.offline.optimize import Target, TargetPart, audio_embedding, mixed_parts, text_embedding
-    from livesound.offline.targets import TargetSpec
+def run_embed(args) -> int:
+    from livesound.offline.embed import EmbedToFileOptions, embed_to_file
 
-    def make() -> Target:
-        emb, labels = {}, {}
-        if text and (mix is not None or audio is None):  # a text target, or text mixed into this one
-            emb["text"], labels["text"] = text_embedding(clip, text), text
-        if audio is not None:
-            emb["audio"], labels["audio"] = audio_embedding(encoder, audio), str(audio)
-        if mix is not None:
-            return Target(name, mixed_parts(mix, emb, labels, G.num_ws))
-        kind = "audio" if audio is not None else "text"
-        return Target(name, [TargetPart(kind, emb[kind], label=labels[kind])])
-
-    return TargetSpec(name, make)
+    opts = EmbedToFileOptions(files=args.files, preset=args.preset, encoder=args.encoder, preprocess=args.preprocess,
+                              raw=args.raw, clean_nonfinite=args.clean_nonfinite, out=args.out, clip=args.clip,
+                              clip_model=args.clip_model, labels=split_list(args.labels) if args.labels else None,
+                              top=args.top, batch=args.batch)
+    s = embed_to_file(opts, log=say("embed"))
+    print(f"livesound embed: wrote {s.out} ({s.shape[0]} x {s.shape[1]} float32, {s.kind}, "
+          f"{s.preprocess} preprocessing)")
+    for path, best in s.labels:
+        print(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in best))
+    return 0
 
 
-def cmd_interpolate(args) -> int:
-    from livesound.offline.generate import load_latents
-    from livesound.offline.interpolate import interpolate, render_path
-    from livesound.files import write_npy
-    from livesound.models.presets import generator_from_preset, load_preset
+def run_convert(args) -> int:
+    from livesound.models.stylegan2 import convert_generator
 
-    preset = load_preset(args.preset)
-    G = generator_from_preset(preset, args.generator, device=args.device)
-    a, b = (load_latents(p, G.num_ws, G.w_dim)[0] for p in (args.a, args.b))
-    path = interpolate(a, b, args.steps, args.mode)
-    out = Path(args.out)
-    frames = render_path(G, path.to(args.device), out, video=args.video, fps=args.fps,
-                         noise_mode=preset.noise_mode)
+    dst = convert_generator(args.src, args.dst, args.mapping_lr_mul)
+    print(f"livesound convert: wrote {dst}")
+    return 0
 
-    write_npy(out / "path.npy", path.numpy())
+
+def run_presets(args) -> int:
+    from livesound.models.presets import describe_presets
+
+    print(describe_presets(as_json=args.json))
+    return 0
+
+
+def run_optimize(args) -> int:
+    from livesound.offline.targets import OptimizeOptions, optimize_targets
+
+    opts = OptimizeOptions(models=model_options(args), audio=args.audio, text=args.text, mix=args.mix,
+                           seed=args.seed, latent=args.latent, mean=args.mean, trunc=args.trunc, steps=args.steps,
+                           lr=args.lr, l2=args.l2, id_weights=args.id_weights, id_lambda=args.id_lambda,
+                           adaptive_mask=args.adaptive_mask, save_every=args.save_every, batch=args.batch,
+                           out=args.out)
+    s = optimize_targets(opts, log=say("optimize"))
+    if s.idle:
+        say("optimize")(f"wrote 0 result(s), skipped {len(s.skipped)} finished ({Path(opts.out)})")
+    else:
+        say("optimize")(f"wrote {len(s.written)} result(s), skipped {len(s.skipped)} finished, in {s.seconds:.1f} s")
+    return 0
+
+
+def run_interpolate(args) -> int:
+    from livesound.offline.interpolate import InterpolateOptions, interpolate_files
+
+    opts = InterpolateOptions(a=args.a, b=args.b, steps=args.steps, mode=args.mode, out=args.out, video=args.video,
+                              fps=args.fps, preset=args.preset, generator=args.generator, device=args.device)
+    frames = interpolate_files(opts)
     video = f" and {args.video}" if args.video else ""
-    _say("interpolate", f"wrote {len(frames)} frames ({args.mode}) to {out}{video}")
+    say("interpolate")(f"wrote {len(frames)} frames ({args.mode}) to {Path(args.out)}{video}")
     return 0
 
 
-def cmd_latent_agreement(args) -> int:
-    from livesound.eval.latent_agreement import format_table, labelled_files, latent_agreement
-    from livesound.offline.optimize import OptimizeConfig, source_latent
-    from livesound.files import write_json
+def run_latent_agreement(args) -> int:
+    from livesound.eval.latent_agreement import AgreementOptions, evaluate_latent_agreement, format_table
 
-    files = labelled_files(args.data, args.csv)
-    if args.batch < 1:
-        raise ValueError("--batch must be at least 1")
-    preset, G, encoder, clip = _models(args, "eval latent-agreement", need_encoder=True)
-    psi = preset.truncation_psi if args.trunc is None else args.trunc
-    cfg = OptimizeConfig(steps=args.steps, lr=args.lr, l2_lambda=args.l2, truncation=psi,
-                         noise_mode=preset.noise_mode)
-    source = source_latent(G, seed=args.seed, truncation=psi)
-    labels = sorted({f.label for f in files})
-    _say("eval latent-agreement", f"{len(files)} file(s) in {len(labels)} label(s), {cfg.steps} steps each")
-    report = latent_agreement(G, clip, encoder, files, source, cfg, batch=args.batch)
-    out = Path(args.out)
-    write_json(out, report)
+    opts = AgreementOptions(data=args.data, csv=args.csv, models=model_options(args), seed=args.seed,
+                            trunc=args.trunc, steps=args.steps, lr=args.lr, l2=args.l2, batch=args.batch,
+                            out=args.out)
+    report = evaluate_latent_agreement(opts, log=say("eval latent-agreement"))
     print(format_table(report))
-    _say("eval latent-agreement", f"wrote {out}")
+    say("eval latent-agreement")(f"wrote {Path(args.out)}")
     return 0

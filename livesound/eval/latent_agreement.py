@@ -14,17 +14,19 @@ label shares one text optimisation: same source, same text, same config give the
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from livesound.audio.io import AudioError
+from livesound.files import write_json
+from livesound.offline.networks import ModelOptions, load_networks
 from livesound.offline.optimize import (OptimizeConfig, Source, Target, TargetPart, audio_embedding, optimize,
-                                        text_embedding)
+                                        source_latent, text_embedding)
 from livesound.offline.targets import AUDIO_SUFFIXES
 
 
@@ -116,3 +118,35 @@ def format_table(report: dict) -> str:
     for lab, s in [*report["labels"].items(), ("overall", report["overall"])]:
         lines.append(f"{lab:<{width}}  {s['n']:>5}  {fmt(s['mean'])}  {fmt(s['std'])}")
     return "\n".join(lines)
+
+
+@dataclass
+class AgreementOptions:
+    """``livesound eval latent-agreement``: labelled audio in, a JSON report out."""
+    data: str                         # one folder per label, or the folder ``csv`` paths are relative to
+    csv: str | None = None            # file,label rows instead of folder names
+    models: ModelOptions = field(default_factory=ModelOptions)
+    seed: int = 0                     # the one source latent
+    trunc: float | None = None        # None: the preset's truncation
+    steps: int = 300
+    lr: float = 0.05
+    l2: float = 0.008
+    batch: int = 4
+    out: str = "latent_agreement.json"
+
+
+def evaluate_latent_agreement(opts: AgreementOptions, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Run the measure on ``opts.data`` and write the report (``latent_agreement``'s dict) to ``opts.out``."""
+    files = labelled_files(opts.data, opts.csv)
+    if opts.batch < 1:
+        raise ValueError("--batch must be at least 1")
+    nets = load_networks(opts.models, need_encoder=True, log=log)
+    psi = nets.preset.truncation_psi if opts.trunc is None else opts.trunc
+    cfg = OptimizeConfig(steps=opts.steps, lr=opts.lr, l2_lambda=opts.l2, truncation=psi,
+                         noise_mode=nets.preset.noise_mode)
+    source = source_latent(nets.G, seed=opts.seed, truncation=psi)
+    labels = sorted({f.label for f in files})
+    log(f"{len(files)} file(s) in {len(labels)} label(s), {cfg.steps} steps each")
+    report = latent_agreement(nets.G, nets.clip, nets.encoder, files, source, cfg, batch=opts.batch)
+    write_json(opts.out, report)
+    return report

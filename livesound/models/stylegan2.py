@@ -481,6 +481,9 @@ def estimate_w_avg(mapping: MappingNetwork, n: int = 4096, seed: int = 0) -> tor
 
 
 def convert_generator(src: Path | str, dst: Path | str, mapping_lr_mul: float | None = None) -> Path:
-    """Write any readable generator checkpoint in livesound's own format."""
+    """Write any readable generator checkpoint in livesound's own format (``dst`` must be a .safetensors file)."""
+    dst = Path(dst)
+    if dst.suffix != ".safetensors":
+        raise ValueError(f"{dst}: the output must be a .safetensors file")
     G = load_generator(src, mapping_lr_mul=mapping_lr_mul)
     return save_own(dst, "generator", G.cfg.to_dict(), G.state_dict())

@@ -9,15 +9,21 @@ and the newest 864 frames taken at its end.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from livesound.audio.features import PaperLogMel, SAMPLE_RATE, StreamLogMel
-from livesound.audio.io import load_audio
+from livesound.audio.io import check_readable, load_audio
+from livesound.files import write_npy
+from livesound.models.clip import ClipModel
+from livesound.models.presets import clip_from_preset, encoder_from_preset, load_preset
 
 PREPROCESS = ("paper", "stream")
 
@@ -29,6 +35,32 @@ class EmbedOptions:
     normalize: bool = True
     batch: int = 8
     nonfinite: str = "reject"
+
+
+@dataclass
+class EmbedToFileOptions:
+    """``livesound embed``: files in, one ``.npy`` out, and optionally each file's best labels."""
+    files: Sequence[str]
+    preset: str = "demo"
+    encoder: str | None = None        # checkpoint overriding the preset's encoder
+    preprocess: str = "paper"
+    raw: bool = False                 # raw encoder outputs instead of unit vectors
+    clean_nonfinite: bool = False     # NaN/inf samples become 0 (with a warning) instead of refusing the file
+    out: str = "embeddings.npy"
+    clip: str | None = None           # CLIP weights for the labels; None: the preset's
+    clip_model: str = "ViT-B-32"
+    labels: Sequence[str] | None = None   # None: no labels; given but empty: an error
+    top: int = 3
+    batch: int = 8
+
+
+@dataclass
+class EmbedSummary:
+    out: Path
+    shape: tuple[int, int]
+    kind: str                         # "unit" or "raw"
+    preprocess: str
+    labels: list[tuple[str, list[tuple[str, float]]]]   # (file, [(label, cosine), ...] best first)
 
 
 def features_for(path: str | Path, preprocess: str = "paper", nonfinite: str = "reject") -> torch.Tensor:
@@ -75,3 +107,36 @@ def top_labels(embeddings: np.ndarray, clip, labels: Sequence[str], k: int = 3) 
     sims = (e @ text.T).numpy()
     order = np.argsort(-sims, axis=1)[:, :k]
     return [[(labels[j], float(sims[i, j])) for j in row] for i, row in enumerate(order)]
+
+
+def embed_to_file(opts: EmbedToFileOptions, log: Callable[[str], None] = lambda s: None) -> EmbedSummary:
+    """Encode ``opts.files`` into ``opts.out`` (float32 [files, dim], written atomically) and rank ``opts.labels``
+    per file. Every file is checked, and the labels' CLIP built, before the encoder runs: a bad input fails in
+    seconds, not after the encoding. ``log`` hears warnings about the audio and notes about the CLIP."""
+    for f in opts.files:
+        check_readable(f)
+    if opts.labels is not None and not list(opts.labels):
+        raise ValueError("--labels is empty")
+    preset = load_preset(opts.preset)
+    encoder = encoder_from_preset(preset, opts.encoder).eval()
+    clip = None
+    if opts.labels is not None:
+        if opts.clip is not None:
+            clip = ClipModel.load(opts.clip_model, opts.clip)
+        else:
+            clip = clip_from_preset(preset)
+            if preset.extra.get("clip", {}).get("seed") is not None:
+                log("note: the demo preset's CLIP is untrained; its labels mean nothing. "
+                    "Pass --clip WEIGHTS for real ones.")
+    how = EmbedOptions(files=opts.files, preprocess=opts.preprocess, normalize=not opts.raw,
+                       batch=max(1, opts.batch), nonfinite="clean" if opts.clean_nonfinite else "reject")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        emb = embed_files(encoder, how, lambda it: tqdm(it, unit="file", file=sys.stderr,
+                                                        disable=len(opts.files) < 4 or None))
+    for w in caught:
+        log(f"warning: {w.message}")
+    out = write_npy(opts.out, emb)
+    best = top_labels(emb, clip, list(opts.labels), opts.top) if clip is not None else []
+    return EmbedSummary(out=out, shape=(emb.shape[0], emb.shape[1]), kind="raw" if opts.raw else "unit",
+                        preprocess=opts.preprocess, labels=list(zip(map(str, opts.files), best)))

@@ -4,11 +4,40 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
+
+from livesound.files import save_png
+from livesound.models.presets import generator_from_preset, load_preset
+
+
+@dataclass
+class GenerateOptions:
+    preset: str = "demo"
+    generator: str | None = None      # checkpoint overriding the preset's
+    seeds: str = "0-7"                # used when no ``latents`` file is given
+    latents: str | None = None        # w+ array [N, num_ws, w_dim] (.npy or .pt)
+    trunc: float | None = None        # None: the preset's truncation
+    noise_mode: str | None = None     # None: the preset's noise mode
+    out: str = "out/generate"
+    grid: bool = False                # also write grid.png
+    grid_only: bool = False           # write only grid.png
+    batch: int = 8
+    device: str = "cpu"
+
+
+@dataclass
+class GenerateSummary:
+    images: int
+    written: int                      # files written (images and/or grid.png)
+    seconds: float
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -84,3 +113,39 @@ def grid(images: Sequence[np.ndarray], cols: int | None = None) -> np.ndarray:
         out[r * h:(r + 1) * h, q * w:(q + 1) * w] = im
     return out
 
+
+
+def generate_images(opts: GenerateOptions, log: Callable[[str], None] = lambda s: None) -> GenerateSummary:
+    """Render the seeds' (or the latents file's) images into ``opts.out``: ``seedNNNN.png``/``latentNNNN.png``
+    and/or ``grid.png``. ``log`` hears the plan before the (possibly long) rendering starts."""
+    if opts.batch < 1:
+        raise ValueError("--batch must be at least 1")
+    preset = load_preset(opts.preset)
+    psi = preset.truncation_psi if opts.trunc is None else opts.trunc
+    noise_mode = opts.noise_mode or preset.noise_mode
+    G = generator_from_preset(preset, opts.generator, device=opts.device)
+    if opts.latents:
+        ws = load_latents(opts.latents, G.num_ws, G.w_dim)
+        names = [f"latent{i:04d}.png" for i in range(ws.shape[0])]
+    else:
+        seeds = parse_seeds(opts.seeds)
+        with torch.no_grad():
+            ws = G.mapping(G.z_from_seeds(seeds), truncation_psi=psi)
+        names = [f"seed{s:04d}.png" for s in seeds]
+    out = Path(opts.out)
+    log(f"{len(names)} image(s) at {G.resolution} px, truncation {psi}, noise {noise_mode} -> {out}")
+    keep = opts.grid or opts.grid_only
+    images = []
+    t0 = time.perf_counter()
+    bar = tqdm(render(G, ws, opts.batch, noise_mode), total=len(names), unit="img",
+               disable=len(names) < 4 or None, file=sys.stderr)
+    for name, img in zip(names, bar):
+        if not opts.grid_only:
+            save_png(img, out / name)
+        if keep:
+            images.append(img)
+    seconds = time.perf_counter() - t0
+    if images:
+        save_png(grid(images), out / "grid.png")
+    written = (0 if opts.grid_only else len(names)) + (1 if images else 0)
+    return GenerateSummary(images=len(names), written=written, seconds=seconds)

@@ -12,17 +12,33 @@ inputs exactly at their ends.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from livesound.files import save_png
-from livesound.offline.generate import render
+from livesound.files import save_png, write_npy
+from livesound.models.presets import generator_from_preset, load_preset
+from livesound.offline.generate import load_latents, render
 from livesound.recording import Recorder
 
 MODES = ("linear", "slerp")
 PARALLEL_EPS = 1e-6  # sin of the angle below which two layers count as parallel
+
+
+@dataclass
+class InterpolateOptions:
+    a: str                            # start latent (.npy or .pt; the first row)
+    b: str                            # end latent
+    steps: int = 32                   # frames on the path, both ends included
+    mode: str = "linear"
+    out: str = "out/interpolate"
+    video: str | None = None          # also a video (.mp4/.mkv/.mov)
+    fps: float = 24
+    preset: str = "demo"
+    generator: str | None = None      # checkpoint overriding the preset's
+    device: str = "cpu"
 
 
 def _as_ws(ws: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
@@ -85,3 +101,16 @@ def render_path(G, ws_path: torch.Tensor, out_dir: str | Path, video: str | Path
         if recorder is not None:
             recorder.close()
     return written
+
+
+def interpolate_files(opts: InterpolateOptions) -> list[Path]:
+    """Render the path from latent file ``a`` to ``b``: ``out/frame_XXXX.png``, ``out/path.npy`` (float32
+    [steps, num_ws, w_dim]) and the optional video. Returns the frames written."""
+    preset = load_preset(opts.preset)
+    G = generator_from_preset(preset, opts.generator, device=opts.device)
+    a, b = (load_latents(p, G.num_ws, G.w_dim)[0] for p in (opts.a, opts.b))
+    path = interpolate(a, b, opts.steps, opts.mode)
+    out = Path(opts.out)
+    frames = render_path(G, path.to(opts.device), out, video=opts.video, fps=opts.fps, noise_mode=preset.noise_mode)
+    write_npy(out / "path.npy", path.numpy())
+    return frames

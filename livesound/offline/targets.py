@@ -7,6 +7,9 @@ Each target gets ``OUT/<name>/``:
     log.json          the loss terms per step (total, clip, l2, id, lr) with the config, source and target
     steps/step_XXXX.png  every ``save_every`` steps: the image whose loss that step logs
     result.npy        the optimised w+, float32 [1, num_ws, w_dim]; written LAST
+``optimize_targets`` is ``livesound optimize``: it plans one target per audio file (mixed with the text when a
+mix names both) plus a text-only target, and optimises the ones not finished yet.
+
 Every file is written to a temporary name and renamed into place, and ``result.npy`` comes after all the
 others, so a folder holding ``result.npy`` is complete: a rerun skips it. A target interrupted before its
 ``result.npy`` is optimised again from the start (its partial files are overwritten).
@@ -23,9 +26,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from livesound.audio.io import AudioError
+from livesound.audio.io import AudioError, check_readable
 from livesound.files import atomic_write, write_json, write_npy
-from livesound.offline.optimize import OptimizeConfig, OptimizeResult, Source, Target, layout_key, optimize
+from livesound.models.arcface import IdentityLoss, load_arcface
+from livesound.offline.networks import ModelOptions, load_networks
+from livesound.offline.optimize import (OptimizeConfig, OptimizeResult, Source, Target, TargetPart, audio_embedding,
+                                        layout_key, mixed_parts, optimize, parse_mix, source_latent, text_embedding)
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -92,6 +98,7 @@ class RunSummary:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    idle: bool = False                # every target was finished already: nothing was built
 
 
 def run_targets(G, clip, source: Source, specs: Sequence[TargetSpec], cfg: OptimizeConfig, out: str | Path,
@@ -131,3 +138,90 @@ def run_targets(G, clip, source: Source, specs: Sequence[TargetSpec], cfg: Optim
                 summary.written.append(t.name)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+# ------------------------------------------------------------------------------------ livesound optimize
+
+@dataclass
+class OptimizeOptions:
+    """The ``optimize`` command's job (the loop's hyperparameters inside it become an ``OptimizeConfig``)."""
+    models: ModelOptions = field(default_factory=ModelOptions)
+    audio: str | None = None          # a file, or a folder of .wav/.flac/.ogg (one target each)
+    text: str | None = None
+    mix: str | None = None            # layer groups per modality, e.g. "coarse=text,fine=audio"
+    seed: int | None = None           # source latent: a seed (default 0), ...
+    latent: str | None = None         # ... a saved w+ (first row) ...
+    mean: bool = False                # ... or the mean latent (free generation)
+    trunc: float | None = None        # truncation of a seed's latent; None: the preset's
+    steps: int = 300
+    lr: float = 0.05
+    l2: float = 0.008
+    id_weights: str | None = None     # IR-SE50 ArcFace weights for the identity loss
+    id_lambda: float | None = None    # None: OptimizeConfig's default
+    adaptive_mask: bool = False
+    save_every: int = 20
+    batch: int = 4
+    out: str = "out/optimize"
+
+
+def plan_targets(files: Sequence[Path], text: str | None, mix: dict | None) -> list[tuple[str, Path | None]]:
+    """(folder name, audio file or None) per target: each file (carrying the text when ``mix`` gives audio
+    layers), plus a text-only target unless the mix puts the text into every audio target."""
+    if mix is not None:
+        for kind, given in (("audio", bool(files)), ("text", bool(text))):
+            if given and kind not in mix.values():
+                raise ValueError(f"--{kind} is given but --mix gives it no layers")
+    text_name = f"text-{slug(text)}" if text else None
+    if mix is not None and "audio" in mix.values():
+        return [(f.stem, f) for f in files]
+    return [(f.stem, f) for f in files if mix is None] + ([(text_name, None)] if text_name else [])
+
+
+def optimize_targets(opts: OptimizeOptions, log: Callable[[str], None] = lambda s: None) -> RunSummary:
+    """Optimise every planned target not finished in ``opts.out`` (see the module docstring). Nothing is built
+    when all are finished; every audio file is checked before any network is."""
+    if not opts.audio and not opts.text:
+        raise ValueError("give a target: --audio FILE|DIR, --text TEXT, or both with --mix")
+    mix = parse_mix(opts.mix) if opts.mix else None
+    files = audio_files(opts.audio) if opts.audio else []
+    plan = plan_targets(files, opts.text, mix)
+    if opts.id_lambda is not None and opts.id_lambda > 0 and not opts.id_weights:
+        raise ValueError("--id-lambda needs --id-weights (IR-SE50 ArcFace weights, model_ir_se50.pth)")
+    if opts.batch < 1:
+        raise ValueError("--batch must be at least 1")
+    out = Path(opts.out)
+    if all(is_complete(out / name) for name, _ in plan):
+        return RunSummary(skipped=[name for name, _ in plan], idle=True)
+    for f in files:
+        check_readable(f)
+
+    identity = IdentityLoss(load_arcface(opts.id_weights, opts.models.device)) if opts.id_weights else None
+    nets = load_networks(opts.models, need_encoder=bool(files), log=log)
+    G = nets.G
+    psi = nets.preset.truncation_psi if opts.trunc is None else opts.trunc
+    cfg = OptimizeConfig(steps=opts.steps, lr=opts.lr, l2_lambda=opts.l2, truncation=psi,
+                         id_lambda=OptimizeConfig.id_lambda if opts.id_lambda is None else opts.id_lambda,
+                         mode="free" if opts.mean else "edit", adaptive_mask=opts.adaptive_mask,
+                         save_every=opts.save_every, seed=opts.seed or 0, noise_mode=nets.preset.noise_mode)
+    source = source_latent(G, seed=None if (opts.latent or opts.mean) else opts.seed, latent=opts.latent,
+                           mean=opts.mean, truncation=psi)
+    specs = [_target_spec(name, f, opts.text, mix, G, nets.clip, nets.encoder) for name, f in plan]
+    log(f"{len(specs)} target(s) from {source.label}, {cfg.steps} steps at lr {cfg.lr}, {G.resolution} px -> {out}")
+    return run_targets(G, nets.clip, source, specs, cfg, out, batch=opts.batch, identity=identity, report=log)
+
+
+def _target_spec(name: str, audio: Path | None, text: str | None, mix, G, clip, encoder) -> TargetSpec:
+    """A lazily built target: the audio is encoded only if the target is not already done."""
+
+    def make() -> Target:
+        emb, labels = {}, {}
+        if text and (mix is not None or audio is None):  # a text target, or text mixed into this one
+            emb["text"], labels["text"] = text_embedding(clip, text), text
+        if audio is not None:
+            emb["audio"], labels["audio"] = audio_embedding(encoder, audio), str(audio)
+        if mix is not None:
+            return Target(name, mixed_parts(mix, emb, labels, G.num_ws))
+        kind = "audio" if audio is not None else "text"
+        return Target(name, [TargetPart(kind, emb[kind], label=labels[kind])])
+
+    return TargetSpec(name, make)

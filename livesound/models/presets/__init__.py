@@ -48,6 +48,23 @@ def list_presets() -> list[Preset]:
     return [load_preset(f[:-5]) for f in files]
 
 
+def describe_presets(as_json: bool = False) -> str:
+    """``livesound presets``: each preset with where its generator is (embedded, found or needed), or JSON."""
+    presets = list_presets()
+    if as_json:
+        return json.dumps([{"name": p.name, "description": p.description, "generator": p.generator}
+                           for p in presets], indent=2)
+    lines = []
+    for p in presets:
+        if p.embedded:
+            where = "embedded (no files needed)"
+        else:
+            ckpt = models_dir() / p.generator["checkpoint"]
+            where = f"{'found' if ckpt.is_file() else 'needs'} {ckpt}"
+        lines.append(f"{p.name:16s} {where}\n{'':16s} {p.description}")
+    return "\n".join(lines)
+
+
 def load_preset(name_or_path: str) -> Preset:
     """A packaged preset by name, or a preset JSON file by path."""
     path = Path(name_or_path)

@@ -1,0 +1,82 @@
+"""``livesound bench``: one of the three benchmarks, its JSON report and the plot beside it.
+
+- ``stages`` (the default): every stage of a frame on each backend (`livesound.bench.stages`);
+- ``stages`` with ``generator``: the generator alone, against this machine's measured peak
+  (`livesound.bench.generator`), for a checkpoint, the preset's, or seeded generators of given sizes;
+- ``latency``: sound onset to frame ready, live (`livesound.bench.latency`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from livesound.bench import generator as generator_bench, latency as latency_bench, stages as stages_bench
+from livesound.files import write_json
+
+
+@dataclass
+class BenchOptions:
+    what: str = "stages"              # stages | latency
+    preset: str = "demo"
+    stages: str = "all"               # all | generator (with what="stages")
+    generator: str | None = None      # stages=generator: this checkpoint, not the preset's
+    sizes: str | None = None          # stages=generator: "256:1,256:2" seeded generators instead
+    backends: str = "torch,onnxruntime"
+    frames: int = 200
+    warmup: int = 10
+    threads: int = 0                  # 0: all cores
+    json: str = "bench.json"
+    plot: str | None = None           # None: the JSON's name with .png
+    seconds: float = 10.0             # latency: seconds of clicks
+    path: str = "auto"                # latency: capture path
+    blocksize: int = 256              # latency: capture block size
+    latency: str = "low"              # latency: capture device latency
+    backend: str | None = None        # latency: stage backends as for ``livesound live --backend``
+
+
+def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> tuple[Path, Path]:
+    """Run the benchmark ``opts`` names, plot it, then write its JSON (atomically); returns (json, png).
+
+    ``log`` hears the progress lines. Keys starting with ``_`` (raw samples the plot draws) stay out of the JSON.
+    """
+    if opts.frames < 1 or opts.warmup < 0:
+        raise ValueError("--frames must be at least 1 and --warmup not negative")
+    threads = opts.threads or os.cpu_count() or 1
+    backends = [b.strip() for b in opts.backends.split(",") if b.strip()]
+    if opts.what == "latency":
+        plot = latency_bench.plot_latency
+        result = latency_bench.run_latency_bench(opts.preset, opts.seconds, opts.path, opts.blocksize, opts.latency,
+                                                 backend=opts.backend, log=log)
+    elif opts.stages == "generator":
+        plot = generator_bench.plot_generator
+        if opts.sizes and opts.generator:
+            raise ValueError("give --generator or --sizes, not both")
+        if opts.sizes:
+            result = generator_bench.run_generator_sizes(generator_bench.parse_sizes(opts.sizes), backends,
+                                                         opts.frames, opts.warmup, threads, log)
+        else:
+            result = generator_bench.run_generator_bench(opts.generator, opts.preset, backends, opts.frames,
+                                                         opts.warmup, threads, log=log)
+    else:
+        if opts.generator:
+            raise ValueError("--generator needs --stages generator (a whole frame runs the preset's networks)")
+        plot = stages_bench.plot
+        result = stages_bench.run_bench(opts.preset, backends, opts.frames, opts.warmup, threads, log=log)
+    out = Path(opts.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = Path(opts.plot) if opts.plot else out.with_suffix(".png")
+    plot(result, png)
+    write_json(out, _public(result))
+    return out, png
+
+
+def _public(result: dict) -> dict:
+    """The report without the raw samples kept for the plot (``_``-prefixed keys, at any size's backends)."""
+    result = {k: v for k, v in result.items() if not k.startswith("_")}
+    for size in [result, *result.get("sizes", [])]:
+        for r in size.get("backends", {}).values():
+            r.pop("_total_ms", None)
+    return result
