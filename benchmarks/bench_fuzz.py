@@ -25,6 +25,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the format writers live there
 
 from fuzz_seeds import make_seeds  # noqa: E402
+
 from livesound.bench.fuzzing import run  # noqa: E402
 from livesound.files import write_json  # noqa: E402
 

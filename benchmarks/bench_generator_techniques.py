@@ -38,12 +38,12 @@ from pathlib import Path
 
 import torch
 
+from livesound.bench.flops import generator_flops, measure_peak_gflops
 from livesound.bench.stages import machine_info
 from livesound.bench.stats import figure, percentiles, summary_ms
 from livesound.files import write_json
 from livesound.live.backends.torch_stage import compile_synthesis
 from livesound.models.fast_paths import FastPaths, retain_freed_memory
-from livesound.bench.flops import generator_flops, measure_peak_gflops
 from livesound.models.stylegan2 import GeneratorConfig, build_generator
 
 RESULTS = Path(__file__).parent / "results"

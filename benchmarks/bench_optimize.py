@@ -28,8 +28,8 @@ import torch
 
 from livesound.bench.stats import figure, mark_percentiles, percentiles
 from livesound.files import write_json
-from livesound.offline.optimize import OptimizeConfig, Target, TargetPart, optimize, source_latent
 from livesound.models.presets import clip_from_preset, generator_from_preset, load_preset
+from livesound.offline.optimize import OptimizeConfig, Target, TargetPart, optimize, source_latent
 
 RESULTS = Path(__file__).parent / "results"
 

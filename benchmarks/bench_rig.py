@@ -132,11 +132,11 @@ def encode_scenario(stages, n: int, warmup: int) -> dict[str, np.ndarray]:
 def swap_scenario(stages) -> dict:
     """Two swaps while the engine renders a synthetic source; frame gaps around them."""
     from livesound.audio.sources import SynthSource
-    from livesound.weights.checkpoint import save_own
     from livesound.live.engine import LiveEngine
     from livesound.models.mapper import MapperConfig, build_mapper, save_mapper
     from livesound.models.stylegan2 import build_generator
     from livesound.rig.rig import Rig, RigOptions
+    from livesound.weights.checkpoint import save_own
 
     folder = Path(tempfile.mkdtemp(prefix="livesound-bench-swap-"))
     g2 = build_generator(stages.G.cfg, seed=77)

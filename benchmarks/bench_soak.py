@@ -27,11 +27,11 @@ import torch
 from tqdm import tqdm
 
 from livesound.audio.sources import SynthSource
-from livesound.live.build import LiveOptions, build_pipeline
-from livesound.live.engine import LiveEngine
 from livesound.bench.soak import MIN_SAMPLES, as_rows, judge, soak
 from livesound.bench.stats import figure
 from livesound.files import write_json
+from livesound.live.build import LiveOptions, build_pipeline
+from livesound.live.engine import LiveEngine
 
 RESULTS = Path(__file__).parent / "results"
 MEMORY_LIMIT, DRIFT_LIMIT = 0.05, 0.10

@@ -1,7 +1,8 @@
 """Files livesound writes, all through one door: a temporary name in the same folder, then a rename.
 
 A kill, a full disk, a crash or a power loss at any moment leaves either the previous file or the new one, never
-half of one (the file and its folder are synced before and after the rename). Used by every part (weights, offline results, rig presets, benchmarks, exporters), so it belongs to none.
+half of one (the file and its folder are synced before and after the rename). Used by every part (weights, offline
+results, rig presets, benchmarks, exporters), so it belongs to none.
 """
 
 from __future__ import annotations

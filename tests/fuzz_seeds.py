@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
 from conftest import nvidia_state, rosinality_state, write_nvidia, write_rosinality
+
 from livesound.audio.io import load_audio
 from livesound.bench.fuzzing import Seed
 from livesound.models.mapper import MapperConfig, build_mapper, load_mapper, save_mapper
-from livesound.models.stylegan2 import load_generator
-from livesound.models.stylegan2 import convert_generator
+from livesound.models.stylegan2 import convert_generator, load_generator
 
 NV_KW = dict(z_dim=12, w_dim=16, c_dim=0, img_resolution=16, img_channels=3, mapping_kwargs={"num_layers": 2},
              synthesis_kwargs={"channel_base": 64, "channel_max": 8, "conv_clamp": 256, "architecture": "skip"})

@@ -9,9 +9,15 @@ import timm
 import torch
 from torch import nn
 
+from livesound.models.audio_encoder import (
+    AudioEncoder,
+    AudioEncoderConfig,
+    build_audio_encoder,
+    infer_config,
+    load_audio_encoder,
+    save_audio_encoder,
+)
 from livesound.weights.checkpoint import CheckpointError, save_own
-from livesound.models.audio_encoder import (AudioEncoder, AudioEncoderConfig, build_audio_encoder, infer_config,
-                                            load_audio_encoder, save_audio_encoder)
 
 SMALL = (2, 1, 32, 48)  # the backbone pools globally, so small spectrograms test the same arithmetic faster
 

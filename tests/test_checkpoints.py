@@ -5,11 +5,10 @@ import pickle
 
 import pytest
 import torch
-
 from conftest import nvidia_state, rosinality_state, write_nvidia, write_rosinality
+
+from livesound.models.stylegan2 import convert_generator, load_generator
 from livesound.weights.checkpoint import CheckpointError, save_own
-from livesound.models.stylegan2 import load_generator
-from livesound.models.stylegan2 import convert_generator
 
 ROSI_CH = {4: 16, 8: 16, 16: 8, 32: 8}
 NV_KW = dict(z_dim=12, w_dim=16, c_dim=0, img_resolution=32, img_channels=3,

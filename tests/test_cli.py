@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
 from livesound.cli import build_parser
 
 
@@ -70,6 +70,7 @@ def test_generate_from_latents_and_checkpoint(tmp_path, tiny_generator):
 
 def test_convert_writes_the_own_format(tmp_path):
     from conftest import rosinality_state, write_rosinality
+
     from livesound.models.stylegan2 import load_generator
 
     src = write_rosinality(tmp_path / "g.pt", rosinality_state(16, 8, 2, {4: 8, 8: 8, 16: 4}), torch.randn(8))

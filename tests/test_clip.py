@@ -9,9 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from livesound.models.clip import (
+    PAPER_TEMPLATES,
+    SOUND_TEMPLATES,
+    TINY_CONFIG,
+    ClipModel,
+    ClipUnavailable,
+    paper_resize_to,
+)
 from livesound.weights.checkpoint import CheckpointError
-from livesound.models.clip import (PAPER_TEMPLATES, SOUND_TEMPLATES, TINY_CONFIG, ClipModel, ClipUnavailable,
-                                   paper_resize_to)
 
 open_clip = pytest.importorskip("open_clip")
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from capture_helpers import fake_child
+
 from livesound.audio.io import AudioError
 from livesound.audio.mic import Microphone
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import REPO
 
 SHARED_AUDIO = REPO.parent / "shared" / "audio"

@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
+from synthetic_datasets import CLASSES, write_csv, write_esc50, write_folder, write_us8k, write_vggsound
+
 from livesound.eval.linear_probe import fit_logistic, linear_probe
 from livesound.eval.zero_shot import zero_shot
 from livesound.train.datasets import Dataset, DatasetError, assign_folds, load_dataset
-from synthetic_datasets import (CLASSES, write_csv, write_esc50, write_folder, write_us8k, write_vggsound)
 
 
 def run(*args, cwd=None):
@@ -144,9 +144,9 @@ def evaluate(*args) -> int:
 def test_eval_commands_on_esc50_and_us8k_layouts(tmp_path, tiny_encoder):
     """Fold-wise reports with the published figures beside them; the zero-shot numbers are the ones the
     library gives on `livesound embed`'s embeddings of the same files (the same stated preprocessing)."""
-    from livesound.offline.embed import EmbedOptions, embed_files
     from livesound.models.audio_encoder import load_audio_encoder
     from livesound.models.clip import ClipModel
+    from livesound.offline.embed import EmbedOptions, embed_files
 
     esc = write_esc50(tmp_path / "esc")
     assert evaluate("zero-shot", "--data", esc, "--encoder", tiny_encoder, "--preset", "demo",
@@ -211,9 +211,11 @@ def test_every_eval_flag_reaches_the_options_with_the_library_defaults(what):
     """Each flag of an evaluation is a field of its options; a command line of defaults gives the library's."""
     from dataclasses import fields
 
-    from livesound.cli import build_parser, train as cli_train
-    from livesound.eval.reports import LinearProbeOptions, MapperEvalOptions, ZeroShotOptions
     from test_train_encoder import subparser
+
+    from livesound.cli import build_parser
+    from livesound.cli import train as cli_train
+    from livesound.eval.reports import LinearProbeOptions, MapperEvalOptions, ZeroShotOptions
 
     cls, build, given = {"zero-shot": (ZeroShotOptions, cli_train.zero_shot_options, {"data": "d"}),
                          "linear-probe": (LinearProbeOptions, cli_train.linear_probe_options, {"data": "d"}),

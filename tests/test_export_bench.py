@@ -9,7 +9,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-
 from conftest import REPO, golden, nvidia_state, state_from, write_nvidia, write_rosinality
 
 

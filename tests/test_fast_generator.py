@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import golden, state_from, write_nvidia, write_rosinality
+
 from livesound.models.fast_paths import FastPaths, apply_fast_paths, retain_freed_memory
 from livesound.models.stylegan2 import load_generator
 

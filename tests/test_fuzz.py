@@ -4,8 +4,8 @@ error, quickly, with no large allocation, and never runs code from the file."""
 from __future__ import annotations
 
 import pytest
-
 from fuzz_seeds import make_seeds
+
 from livesound.bench.fuzzing import run
 
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from rig_helpers import fresh, shared_stages
 
 from livesound.audio.features import StreamLogMel
-from livesound.live.pipeline import run_fixed_step
 from livesound.live.hpss import StreamingHPSS
-from rig_helpers import fresh, shared_stages
+from livesound.live.pipeline import run_fixed_step
 
 SR = 44100
 HOP = 1470  # 30 frames per second

@@ -66,8 +66,8 @@ def test_render_path_writes_frames_and_video(tmp_path, tiny_generator):
 def test_cli_interpolate_across_files(tmp_path, tiny_generator):
     from PIL import Image
 
-    from livesound.weights.checkpoint import save_own
     from livesound.cli.offline import add_parsers, run_interpolate
+    from livesound.weights.checkpoint import save_own
 
     G = tiny_generator
     ckpt = save_own(tmp_path / "g.safetensors", "generator", G.cfg.to_dict(), G.state_dict())

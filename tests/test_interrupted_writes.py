@@ -4,7 +4,6 @@ closes its recording as a playable file."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
+
 from livesound.weights.checkpoint import load_own, save_own
 
 # Saves a ~48 MB checkpoint over and over; the parent kills it while one save is half written.

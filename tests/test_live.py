@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
 from livesound.audio.sources import SynthSource
 from livesound.live.build import LiveOptions, build_pipeline
-from livesound.live.pipeline import run_fixed_step
 from livesound.live.engine import LiveEngine
+from livesound.live.pipeline import run_fixed_step
 
 SR = 44100
 

@@ -13,9 +13,20 @@ import pytest
 import soundfile as sf
 import torch
 
+from livesound.offline.optimize import (
+    AUDIO_SCALE,
+    OptimizeConfig,
+    Target,
+    TargetPart,
+    clip_image_embedding,
+    group_layers,
+    mixed_parts,
+    optimize,
+    paper_lr,
+    parse_mix,
+    source_latent,
+)
 from livesound.weights.checkpoint import CheckpointError
-from livesound.offline.optimize import (AUDIO_SCALE, OptimizeConfig, Target, TargetPart, clip_image_embedding,
-                                group_layers, mixed_parts, optimize, paper_lr, parse_mix, source_latent)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -4,11 +4,11 @@ import time
 
 import mido
 import pytest
+from rig_helpers import fresh, shared_stages
 
 from livesound.rig.control import PARAMS, Controls, StepTarget
 from livesound.rig.midi import MidiBinding, MidiIn, MidiMap, open_midi
 from livesound.rig.presets import PresetBank
-from rig_helpers import fresh, shared_stages
 
 
 @pytest.fixture

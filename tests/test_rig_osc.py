@@ -10,17 +10,17 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REPO
 from PIL import Image
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import SimpleUDPClient
-
-from conftest import REPO
 from rig_helpers import fresh, shared_stages
+
 from livesound.audio.sources import SynthSource
-from livesound.live.pipeline import run_fixed_step
 from livesound.live.engine import LiveEngine
+from livesound.live.pipeline import run_fixed_step
 from livesound.rig.osc import parse_host_port
 from livesound.rig.rig import Rig, RigOptions, open_rig
 
@@ -245,6 +245,7 @@ def test_features_go_out_at_frame_rate_and_never_block(stages):
 def test_overflows_go_out_as_the_microphone_counts_them(stages):
     """A microphone whose (stand-in) capture child reports two overflows: `/overflows` follows its count."""
     from capture_helpers import fake_child
+
     from livesound.audio.mic import Microphone
 
     overflowing = "if n // 256 in (20, 40):\n    print(f'overflow {n // 5120}', file=err, flush=True)"

@@ -6,18 +6,18 @@ import time
 import numpy as np
 import pytest
 import torch
+from rig_helpers import fresh, shared_stages
 
 from livesound.audio.sources import SynthSource
-from livesound.weights.checkpoint import save_own
-from livesound.live.pipeline import run_fixed_step
 from livesound.live.engine import LiveEngine
+from livesound.live.pipeline import run_fixed_step
 from livesound.models.mapper import MapperConfig, build_mapper, save_mapper
 from livesound.models.stylegan2 import build_generator
 from livesound.rig.control import Controls, StepTarget
 from livesound.rig.presets import LivePresetError, PresetBank, capture
 from livesound.rig.rig import Rig, RigOptions
 from livesound.rig.swap import CheckpointSwap
-from rig_helpers import fresh, shared_stages
+from livesound.weights.checkpoint import save_own
 
 SR = 44100
 

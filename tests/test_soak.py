@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from livesound.audio.sources import SynthSource
+from livesound.bench.soak import judge, soak
 from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
-from livesound.bench.soak import judge, soak
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads and files through /proc")

@@ -20,10 +20,15 @@ import soundfile as sf
 
 from livesound.audio import sources
 from livesound.audio.io import SAMPLE_RATE, AudioError, load_audio
-from livesound.audio.pulse import NullSink, missing_tools
 from livesound.audio.mic import Microphone
-from livesound.audio.sources import FileSource, SynthSource, format_device_list, list_input_devices, \
-    resolve_input_device
+from livesound.audio.pulse import NullSink, missing_tools
+from livesound.audio.sources import (
+    FileSource,
+    SynthSource,
+    format_device_list,
+    list_input_devices,
+    resolve_input_device,
+)
 
 SR = SAMPLE_RATE
 

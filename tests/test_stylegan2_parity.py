@@ -8,8 +8,8 @@ format and load them through ``load_generator``. Contract tolerance: max abs err
 
 import numpy as np
 import torch
-
 from conftest import golden, state_from, write_nvidia, write_rosinality
+
 from livesound.models.stylegan2 import load_generator
 
 TOL = 1e-3

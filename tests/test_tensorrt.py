@@ -14,12 +14,28 @@ import torch
 from onnx import TensorProto, helper
 
 from exporters.onnx import export_generator
+from exporters.tensorrt import (
+    INSTALL_HINT,
+    BackendUnavailable,
+    BuildSettings,
+    build_engine,
+    engine_is_current,
+    precision_flags,
+    profile_shape,
+    read_sidecar,
+    sidecar_info,
+    sidecar_path,
+    write_sidecar,
+)
+from exporters.trt_ops import (
+    SUPPORTED,
+    UNSUPPORTED,
+    UnsupportedByTensorRT,
+    check_onnx_for_tensorrt,
+    format_report,
+    parse_version,
+)
 from livesound.live.backends.trt_stage import TensorRTBackend
-from exporters.tensorrt import (INSTALL_HINT, BackendUnavailable, BuildSettings, build_engine,
-                                engine_is_current, precision_flags, profile_shape, read_sidecar, sidecar_info,
-                                sidecar_path, write_sidecar)
-from exporters.trt_ops import (SUPPORTED, UNSUPPORTED, UnsupportedByTensorRT, check_onnx_for_tensorrt,
-                               format_report, parse_version)
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
 needs_trt_gpu = pytest.mark.skipif(

@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
-from livesound.weights.checkpoint import load_own
-from livesound.train.loop import read_log
 from synthetic_datasets import write_csv, write_folder
+
+from livesound.train.loop import read_log
+from livesound.weights.checkpoint import load_own
 
 # A tiny timm backbone without batch norm (so a few steps of training mean the same in eval mode) and the
 # demo preset's tiny random CLIP: the planted problem is learnable in seconds on a CPU.
@@ -154,7 +154,8 @@ def test_every_training_flag_reaches_the_options_with_the_library_defaults(comma
     and a command line of defaults gives exactly the library's default options."""
     from dataclasses import fields
 
-    from livesound.cli import build_parser, train as cli_train
+    from livesound.cli import build_parser
+    from livesound.cli import train as cli_train
     from livesound.train.encoder import TrainEncoderOptions
     from livesound.train.mapper import TrainMapperOptions
 

@@ -25,8 +25,14 @@ def test_mapper_training_lowers_its_loss_and_loads_in_the_live_path(tmp_path, de
     from livesound.offline.optimize import OptimizeConfig, Target, TargetPart, optimize, source_latent, text_embedding
     from livesound.offline.targets import write_target
     from livesound.train import loop
-    from livesound.train.mapper import (MapperTask, MapperTrainConfig, distill_targets, fixed_loss,
-                                        mapper_optimizer, text_targets)
+    from livesound.train.mapper import (
+        MapperTask,
+        MapperTrainConfig,
+        distill_targets,
+        fixed_loss,
+        mapper_optimizer,
+        text_targets,
+    )
 
     preset, G, clip = demo
     # Two real optimisation results to distil (the files `livesound optimize` writes).

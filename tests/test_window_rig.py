@@ -11,13 +11,13 @@ import pytest  # noqa: E402
 from PyQt6.QtCore import Qt  # noqa: E402
 from PyQt6.QtTest import QTest  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
+from rig_helpers import fresh, shared_stages  # noqa: E402
 
 from livesound.app import LiveWindow  # noqa: E402
 from livesound.audio.sources import SynthSource  # noqa: E402
 from livesound.live.engine import LiveEngine  # noqa: E402
 from livesound.rig.control import PARAMS  # noqa: E402
 from livesound.rig.rig import Rig, RigOptions  # noqa: E402
-from rig_helpers import fresh, shared_stages  # noqa: E402
 
 
 @pytest.fixture

@@ -33,7 +33,6 @@ from livesound.models.fast_paths import FastPaths, apply_fast_paths
 from livesound.models.presets import generator_from_preset, load_preset
 from livesound.models.stylegan2 import GeneratorConfig, build_generator
 
-
 GENERATOR_BACKENDS = ("torch", "torch-plain", "onnxruntime", "torch-compile")
 
 

@@ -39,15 +39,14 @@ from typing import Sequence
 
 import numpy as np
 
-from livesound.audio.io import AudioError, SAMPLE_RATE
-from livesound.audio.pulse import NullSink, missing_tools
+from livesound.audio.io import SAMPLE_RATE, AudioError
 from livesound.audio.mic import Microphone
+from livesound.audio.pulse import NullSink, missing_tools
 from livesound.audio.sources import FileSource, SynthSource, _sounddevice
 from livesound.bench.stages import machine_info
 from livesound.bench.stats import figure, summary
 from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.engine import LiveEngine
-
 
 REACTS = 0.25  # onset at which the edit strength is boosted by a quarter or more: a visible kick
 RENDER_STAGES = ("smooth", "map", "synthesize", "to_rgb8")

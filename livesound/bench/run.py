@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from livesound.bench import generator as generator_bench, latency as latency_bench, stages as stages_bench
+from livesound.bench import generator as generator_bench
+from livesound.bench import latency as latency_bench
+from livesound.bench import stages as stages_bench
 from livesound.files import write_json
 
 

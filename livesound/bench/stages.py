@@ -22,7 +22,6 @@ from livesound.bench.stats import figure, p50_bars, summary_ms
 from livesound.live.backends import BACKENDS
 from livesound.live.build import LiveOptions, build_pipeline
 
-
 REPORT_STAGES = ("features", "encoder", "mapper", "generator", "total")
 
 

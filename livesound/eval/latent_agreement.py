@@ -25,10 +25,17 @@ import torch.nn.functional as F
 from livesound.audio.io import AudioError
 from livesound.files import write_json
 from livesound.offline.networks import ModelOptions, load_networks
-from livesound.offline.optimize import (OptimizeConfig, Source, Target, TargetPart, audio_embedding, optimize,
-                                        source_latent, text_embedding)
+from livesound.offline.optimize import (
+    OptimizeConfig,
+    Source,
+    Target,
+    TargetPart,
+    audio_embedding,
+    optimize,
+    source_latent,
+    text_embedding,
+)
 from livesound.offline.targets import AUDIO_SUFFIXES
-
 
 
 @dataclass

@@ -15,8 +15,15 @@ from livesound.live.pipeline import LiveSettings, Pipeline
 from livesound.live.steering import MapperSteer, Steerer
 from livesound.models.fast_paths import apply_fast_paths
 from livesound.models.mapper import MapperConfig, build_mapper, load_mapper
-from livesound.models.presets import (Preset, PresetError, clip_from_preset, encoder_from_preset,
-                                      generator_from_preset, load_preset, models_dir)
+from livesound.models.presets import (
+    Preset,
+    PresetError,
+    clip_from_preset,
+    encoder_from_preset,
+    generator_from_preset,
+    load_preset,
+    models_dir,
+)
 
 
 @dataclass

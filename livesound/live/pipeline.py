@@ -36,6 +36,7 @@ from livesound.live.steering import Steerer
 from livesound.live.timing import StageClock, StageTimes
 from livesound.models.mapper import GROUPS
 
+
 @dataclass
 class LiveSettings:
     """The live path's settings; the one place their defaults live (a preset's ``live`` section overrides)."""

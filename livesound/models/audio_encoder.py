@@ -27,7 +27,6 @@ from torch import nn
 from livesound.weights.checkpoint import CheckpointError, is_safetensors, load_own, load_state_checked, save_own
 from livesound.weights.untrusted import check_shapes_before_building, check_torch_zip
 
-
 KIND = "audio_encoder"
 
 

@@ -2,8 +2,8 @@
 
 ``benchmarks/bench_generator_techniques.py`` weighs each technique on its own and cumulatively; the ones that
 won there are the defaults of ``FastPaths`` and are what ``livesound bench --stages generator`` and the live
-engine run (``torch.compile`` is a backend: `livesound.live.backends.torch_stage.compile_synthesis`). Measured (process CPU time per 256 px frame, 1 thread, cm 1): fused epilogue -4 %, channels-last
--5 %, both -12 %; the folded FIR +50 % (a stride-2 transposed 3x3 followed by the 4x4 blur becomes a 6x6
+engine run (``torch.compile`` is a backend: `livesound.live.backends.torch_stage.compile_synthesis`). Measured
+(process CPU time per 256 px frame, 1 thread, cm 1): fused epilogue -4 %, channels-last -5 %, both -12 %; the folded FIR +50 % (a stride-2 transposed 3x3 followed by the 4x4 blur becomes a 6x6
 kernel: 4x the multiply-adds of the upsampling convolutions, which the cheap depthwise blur never cost), so
 it stays an option, off. ``livesound.models.stylegan2`` documents the arithmetic of each; every one keeps
 parity with the plain path (``tests/test_fast_generator.py``).
@@ -20,8 +20,6 @@ import ctypes
 import ctypes.util
 import logging
 from dataclasses import asdict, dataclass
-
-import torch
 
 log = logging.getLogger("livesound")
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from livesound.audio.features import PaperLogMel, SAMPLE_RATE, StreamLogMel
+from livesound.audio.features import SAMPLE_RATE, PaperLogMel, StreamLogMel
 from livesound.audio.io import check_readable, load_audio
 from livesound.files import write_npy
 from livesound.models.clip import ClipModel

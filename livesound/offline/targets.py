@@ -17,7 +17,6 @@ others, so a folder holding ``result.npy`` is complete: a rerun skips it. A targ
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -30,9 +29,20 @@ from livesound.audio.io import AudioError, check_readable
 from livesound.files import atomic_write, write_json, write_npy
 from livesound.models.arcface import IdentityLoss, load_arcface
 from livesound.offline.networks import ModelOptions, load_networks
-from livesound.offline.optimize import (OptimizeConfig, OptimizeResult, Source, Target, TargetPart, audio_embedding,
-                                        layout_key, mixed_parts, optimize, parse_mix, source_latent, text_embedding)
-
+from livesound.offline.optimize import (
+    OptimizeConfig,
+    OptimizeResult,
+    Source,
+    Target,
+    TargetPart,
+    audio_embedding,
+    layout_key,
+    mixed_parts,
+    optimize,
+    parse_mix,
+    source_latent,
+    text_embedding,
+)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 RESULT = "result.npy"

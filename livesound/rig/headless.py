@@ -21,7 +21,6 @@ from livesound.live.shutdown import stop_requested
 from livesound.recording import Recorder
 from livesound.rig.rig import open_rig
 
-
 log = logging.getLogger("livesound")
 
 

@@ -21,7 +21,6 @@ from livesound.rig.presets import PresetBank
 from livesound.rig.swap import CheckpointSwap
 from livesound.rig.video_out import NdiSender, V4l2Sender, VideoOut, VideoOutError
 
-
 log = logging.getLogger("livesound")
 
 

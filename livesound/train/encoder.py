@@ -41,13 +41,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from livesound.audio.features import PAPER_FRAMES, to_encoder_input
-from livesound.models.audio_encoder import (AudioEncoderConfig, build_audio_encoder, load_audio_encoder,
-                                            save_audio_encoder)
+from livesound.models.audio_encoder import (
+    AudioEncoderConfig,
+    build_audio_encoder,
+    load_audio_encoder,
+    save_audio_encoder,
+)
 from livesound.models.clip import PAPER_TEMPLATES, resize_center_crop
 from livesound.train import loop
 from livesound.train.datasets import Dataset, DatasetError, SpecCache, label_text
 from livesound.train.inputs import ClipChoice, DatasetChoice, Report, quiet, set_threads, templates_named
-
 
 log = logging.getLogger("livesound")
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -42,9 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from livesound.files import atomic_write, write_json
+from livesound.files import atomic_write
 from livesound.weights.checkpoint import CheckpointError, load_own, load_state_checked, save_own
-
 
 log = logging.getLogger("livesound")
 

@@ -50,7 +50,6 @@ from livesound.offline.optimize import AUDIO_SCALE, audio_embedding, clip_image_
 from livesound.train import loop
 from livesound.train.inputs import ClipChoice, DatasetChoice, Report, prompt_list, quiet, set_threads
 
-
 log = logging.getLogger("livesound")
 
 

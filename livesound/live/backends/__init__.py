@@ -21,7 +21,6 @@ from livesound.live.backends.ort_stage import OrtBackend
 from livesound.live.backends.torch_stage import TorchBackend
 from livesound.live.backends.trt_stage import tensorrt_backend
 
-
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 ACCELERATED_STAGES = ("encode", "map", "synthesize")  # features, smooth and to_rgb8 stay in torch/numpy
 GRAPH_NAMES = {"encode": "encoder", "map": "mapper", "synthesize": "generator"}  # their ONNX graphs

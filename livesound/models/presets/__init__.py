@@ -1,4 +1,5 @@
-"""Named presets: JSON files beside this module (``livesound/models/presets/*.json``) saying which networks to build or load.
+"""Named presets: JSON files beside this module (``livesound/models/presets/*.json``) saying which networks to build
+or load.
 
 A network entry either builds from a seed (``{"seed": S, "config": {...}}``, no files needed; this is how
 the embedded ``demo`` preset works) or names a checkpoint file (``{"checkpoint": NAME}``) looked up in the
@@ -17,7 +18,6 @@ from pathlib import Path
 from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder, load_audio_encoder
 from livesound.models.clip import ClipModel
 from livesound.models.stylegan2 import NOISE_MODES, GeneratorConfig, build_generator, load_generator
-
 
 
 class PresetError(Exception):
