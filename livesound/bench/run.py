@@ -40,7 +40,7 @@ class BenchOptions:
 
 
 def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> tuple[Path, Path]:
-    """Run the benchmark ``opts`` names, plot it, then write its JSON (atomically); returns (json, png).
+    """Run the benchmark ``opts`` names, write its JSON (atomically), then plot it; returns (json, png).
 
     ``log`` hears the progress lines. Keys starting with ``_`` (raw samples the plot draws) stay out of the JSON.
     """
@@ -70,15 +70,16 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> tup
     out = Path(opts.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = Path(opts.plot) if opts.plot else out.with_suffix(".png")
+    write_json(out, _public(result))  # first: the figures survive a plotting failure
     plot(result, png)
-    write_json(out, _public(result))
     return out, png
 
 
 def _public(result: dict) -> dict:
-    """The report without the raw samples kept for the plot (``_``-prefixed keys, at any size's backends)."""
-    result = {k: v for k, v in result.items() if not k.startswith("_")}
-    for size in [result, *result.get("sizes", [])]:
-        for r in size.get("backends", {}).values():
-            r.pop("_total_ms", None)
+    """The report without the raw samples kept for the plot (``_``-prefixed keys, at any depth); ``result`` itself
+    is left whole for the plot."""
+    if isinstance(result, dict):
+        return {k: _public(v) for k, v in result.items() if not k.startswith("_")}
+    if isinstance(result, list):
+        return [_public(v) for v in result]
     return result
