@@ -34,7 +34,12 @@ from livesound.audio.features import PaperLogMel
 from livesound.files import atomic_write
 from livesound.models.audio_encoder import load_audio_encoder
 from livesound.models.mapper import load_mapper
-from livesound.models.presets import encoder_from_preset, generator_from_preset, load_preset
+from livesound.models.presets import (
+    encoder_from_preset,
+    generator_from_preset,
+    load_preset,
+    mapper_from_preset,
+)
 from livesound.models.stylegan2 import load_generator
 
 OPSET = 17
@@ -219,9 +224,6 @@ def export_networks(opts: ExportOptions, log: Callable[[str], None] = print) -> 
         encoder = load_audio_encoder(opts.encoder) if opts.encoder else None
         mapper = load_mapper(opts.mapper) if opts.mapper else None
     else:
-        # Imported here, not at the top: the live backends' graph cache imports this module (a cycle).
-        from livesound.live.build import mapper_from_preset
-
         preset = load_preset(opts.preset)
         G, encoder = generator_from_preset(preset), encoder_from_preset(preset)
         mapper = mapper_from_preset(preset, G, encoder.embed_dim)

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from livesound.audio.io import MIN_SAMPLES, SAMPLE_RATE, AudioError, describe, load_audio, resample
+from livesound.audio.io import (
+    MIN_SAMPLES,
+    SAMPLE_RATE,
+    AudioError,
+    describe,
+    load_audio,
+    resample,
+)
 
 SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 RATES = [8000, 16000, 22050, 44100, 48000, 96000, 192000]

@@ -14,8 +14,20 @@ import soundfile as sf
 
 from livesound.audio.io import SAMPLE_RATE, load_audio
 from livesound.bench.flops import generator_flops, measure_peak_gflops
-from livesound.bench.latency import click_train, detect_clicks, match_clicks, parse_latency
-from livesound.bench.stats import figure, mark_percentiles, p50_bars, summary, summary_ms, time_calls
+from livesound.bench.latency import (
+    click_train,
+    detect_clicks,
+    match_clicks,
+    parse_latency,
+)
+from livesound.bench.stats import (
+    figure,
+    mark_percentiles,
+    p50_bars,
+    summary,
+    summary_ms,
+    time_calls,
+)
 from livesound.models.stylegan2 import GeneratorConfig
 
 HOP = 1470

@@ -88,7 +88,10 @@ def test_optimize_targets_then_resume(tmp_path):
 
 
 def test_evaluate_latent_agreement(tmp_path):
-    from livesound.eval.latent_agreement import AgreementOptions, evaluate_latent_agreement
+    from livesound.eval.latent_agreement import (
+        AgreementOptions,
+        evaluate_latent_agreement,
+    )
 
     for label in ("rain", "fire"):
         (tmp_path / "data" / label).mkdir(parents=True)
@@ -136,21 +139,23 @@ def test_run_benchmark_writes_json_and_plot(tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
-def test_run_show_headless_without_a_display(tmp_path, monkeypatch, capsys):
+def test_a_show_goes_headless_without_a_display(tmp_path, monkeypatch, capsys):
     from livesound.live.build import LiveOptions
-    from livesound.rig.show import ShowOptions, run_show
+    from livesound.rig.show import ShowOptions, prepare_show
 
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(name, raising=False)
     sound = wav(tmp_path / "s.wav", 2.0)
-    result = run_show(ShowOptions(live=LiveOptions(source=str(sound), pin_threads="off"), frames=3,
-                                  out=str(tmp_path / "frames"), stats=str(tmp_path / "stats.json")))
+    show = prepare_show(ShowOptions(live=LiveOptions(source=str(sound), pin_threads="off"), frames=3,
+                                    out=str(tmp_path / "frames"), stats=str(tmp_path / "stats.json")))
+    assert show.headless
+    result = show.run_headless()
     assert result.headless and result.code == 0 and result.stats["frames"] == 3
     assert "no display found; running headless" in capsys.readouterr().err
     assert len(list((tmp_path / "frames").glob("frame_*.png"))) == 3
     assert json.loads((tmp_path / "stats.json").read_text())["mode"] == "fixed-step"
     with pytest.raises(ValueError, match="no such audio file"):
-        run_show(ShowOptions(live=LiveOptions(source=str(tmp_path / "gone.wav")), headless=True))
+        prepare_show(ShowOptions(live=LiveOptions(source=str(tmp_path / "gone.wav")), headless=True))
 
 
 def test_presets_and_convert(tmp_path, tiny_generator):

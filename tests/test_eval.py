@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
-from synthetic_datasets import CLASSES, write_csv, write_esc50, write_folder, write_us8k, write_vggsound
+from synthetic_datasets import (
+    CLASSES,
+    write_csv,
+    write_esc50,
+    write_folder,
+    write_us8k,
+    write_vggsound,
+)
 
 from livesound.eval.linear_probe import fit_logistic, linear_probe
 from livesound.eval.zero_shot import zero_shot
@@ -128,7 +135,11 @@ def test_bad_datasets_fail_with_one_clear_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory):
-    from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder, save_audio_encoder
+    from livesound.models.audio_encoder import (
+        AudioEncoderConfig,
+        build_audio_encoder,
+        save_audio_encoder,
+    )
 
     path = tmp_path_factory.mktemp("enc") / "tiny.safetensors"
     save_audio_encoder(build_audio_encoder(AudioEncoderConfig(backbone="test_convnext"), seed=3), path)
@@ -215,7 +226,11 @@ def test_every_eval_flag_reaches_the_options_with_the_library_defaults(what):
 
     from livesound.cli import build_parser
     from livesound.cli import train as cli_train
-    from livesound.eval.reports import LinearProbeOptions, MapperEvalOptions, ZeroShotOptions
+    from livesound.eval.reports import (
+        LinearProbeOptions,
+        MapperEvalOptions,
+        ZeroShotOptions,
+    )
 
     cls, build, given = {"zero-shot": (ZeroShotOptions, cli_train.zero_shot_options, {"data": "d"}),
                          "linear-probe": (LinearProbeOptions, cli_train.linear_probe_options, {"data": "d"}),

@@ -9,7 +9,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import REPO, golden, nvidia_state, state_from, write_nvidia, write_rosinality
+from conftest import (
+    REPO,
+    golden,
+    nvidia_state,
+    state_from,
+    write_nvidia,
+    write_rosinality,
+)
 
 
 def cli(*args, env=None):
@@ -39,8 +46,12 @@ def test_export_contract_matches_the_reference_implementation(tmp_path):
 
 def test_export_nvidia_pickle_and_every_demo_stage(tmp_path, marker):
     from exporters.onnx import export_all
-    from livesound.live.build import mapper_from_preset
-    from livesound.models.presets import encoder_from_preset, generator_from_preset, load_preset
+    from livesound.models.presets import (
+        encoder_from_preset,
+        generator_from_preset,
+        load_preset,
+        mapper_from_preset,
+    )
 
     kw = dict(z_dim=12, w_dim=16, c_dim=0, img_resolution=32, img_channels=3, mapping_kwargs={"num_layers": 2},
               synthesis_kwargs={"channel_base": 256, "channel_max": 16, "conv_clamp": 256})

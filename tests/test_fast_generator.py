@@ -132,7 +132,11 @@ def test_bad_modconv_and_heap_retention():
 
 def test_generator_bench_reports_each_size_and_backend(tmp_path):
     """`livesound bench --stages generator --sizes`: one entry per size, fraction of peak on each backend."""
-    from livesound.bench.generator import parse_sizes, plot_generator, run_generator_sizes
+    from livesound.bench.generator import (
+        parse_sizes,
+        plot_generator,
+        run_generator_sizes,
+    )
 
     assert parse_sizes("256:1, 256:2") == [(256, 1), (256, 2)]
     with pytest.raises(ValueError, match="RESOLUTION:CHANNEL_MULTIPLIER"):

@@ -7,7 +7,13 @@ import json
 import pytest
 import torch
 
-from livesound.models.mapper import GROUPS, MapperConfig, build_mapper, load_mapper, save_mapper
+from livesound.models.mapper import (
+    GROUPS,
+    MapperConfig,
+    build_mapper,
+    load_mapper,
+    save_mapper,
+)
 from livesound.weights.checkpoint import CheckpointError, save_own
 
 W, C = 16, 8  # tiny widths: w_dim, clip_dim

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from livesound.live.smoothing import EmbeddingSmoother, OnsetEnvelope, band_levels, slerp
+from livesound.live.smoothing import (
+    EmbeddingSmoother,
+    OnsetEnvelope,
+    band_levels,
+    slerp,
+)
 
 TAU = 0.2
 TARGET = 1 - math.exp(-1)  # ~0.632

@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from livesound.models.stylegan2 import GeneratorConfig, build_generator, style_mix, truncate
+from livesound.models.stylegan2 import (
+    GeneratorConfig,
+    build_generator,
+    style_mix,
+    truncate,
+)
 
 
 def test_channel_tables_match_both_conventions():

@@ -45,9 +45,18 @@ def weights(path) -> dict[str, torch.Tensor]:
 def test_training_lowers_the_loss_and_learns_the_planted_classes(tmp_path, one_thread):
     from livesound.eval.linear_probe import linear_probe
     from livesound.eval.zero_shot import embed_clips, zero_shot
-    from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder, load_audio_encoder
+    from livesound.models.audio_encoder import (
+        AudioEncoderConfig,
+        build_audio_encoder,
+        load_audio_encoder,
+    )
     from livesound.models.clip import ClipModel
-    from livesound.train.datasets import SpecCache, assign_folds, label_text, load_dataset
+    from livesound.train.datasets import (
+        SpecCache,
+        assign_folds,
+        label_text,
+        load_dataset,
+    )
 
     data = write_folder(tmp_path / "data", per_class=6)
     run_dir = tmp_path / "run"

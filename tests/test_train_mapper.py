@@ -13,16 +13,27 @@ from livesound.train.loop import read_log
 
 @pytest.fixture(scope="module")
 def demo():
-    from livesound.models.presets import clip_from_preset, generator_from_preset, load_preset
+    from livesound.models.presets import (
+        clip_from_preset,
+        generator_from_preset,
+        load_preset,
+    )
 
     preset = load_preset("demo")
     return preset, generator_from_preset(preset), clip_from_preset(preset)
 
 
 def test_mapper_training_lowers_its_loss_and_loads_in_the_live_path(tmp_path, demo):
-    from livesound.live.build import mapper_from_preset
     from livesound.models.mapper import MapperConfig, build_mapper
-    from livesound.offline.optimize import OptimizeConfig, Target, TargetPart, optimize, source_latent, text_embedding
+    from livesound.models.presets import mapper_from_preset
+    from livesound.offline.optimize import (
+        OptimizeConfig,
+        Target,
+        TargetPart,
+        optimize,
+        source_latent,
+        text_embedding,
+    )
     from livesound.offline.targets import write_target
     from livesound.train import loop
     from livesound.train.mapper import (

@@ -7,7 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from livesound.rig.video_out import V4l2Sender, VideoOut, VideoOutError, loopback_devices
+from livesound.rig.video_out import (
+    V4l2Sender,
+    VideoOut,
+    VideoOutError,
+    loopback_devices,
+)
 
 HAVE_NDI = importlib.util.find_spec("cyndilib") is not None
 needs_ndi = pytest.mark.skipif(not HAVE_NDI, reason="cyndilib (the `ndi` extra) is not installed")

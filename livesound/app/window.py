@@ -26,9 +26,18 @@ from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QKeyEvent
-from PyQt6.QtWidgets import QApplication, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QVBoxLayout,
+    QWidget,
+)
 
 from livesound.app.view import FrameView, OverlayInfo
+from livesound.live.engine import LiveEngine
 from livesound.recording import VIDEO_SUFFIXES, Recorder
 
 log = logging.getLogger("livesound")
@@ -56,7 +65,7 @@ class _TextBox(QLineEdit):
 
 
 class LiveWindow(QMainWindow):
-    """A window on a live engine (duck-typed: ``livesound.live.pipeline.LiveEngine``'s interface).
+    """A window on a live engine (``livesound.live.engine.LiveEngine``'s interface; tests pass stand-ins).
 
     ``record_path`` is the directory recordings go to (default ``./recordings``, created on the first
     recording); each press of R starts a new timestamped recording there. ``record_format`` is "mp4", "mkv",
@@ -68,7 +77,7 @@ class LiveWindow(QMainWindow):
 
     closed = pyqtSignal()
 
-    def __init__(self, engine, *, title: str = "livesound", record_path: str | Path | None = None,
+    def __init__(self, engine: LiveEngine, *, title: str = "livesound", record_path: str | Path | None = None,
                  record_format: str | None = None, record_fps: float | None = None, poll_ms: int = 4,
                  rig=None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -401,7 +410,7 @@ def fault_lines(engine) -> list[str]:
     return lines
 
 
-def run_window(engine, title: str = "livesound", fullscreen: bool = False, **window_kwargs) -> int:
+def run_window(engine: LiveEngine, title: str = "livesound", fullscreen: bool = False, **window_kwargs) -> int:
     """Start ``engine``, show it in a LiveWindow and run Qt's event loop until the window closes.
 
     Ctrl+C in the terminal closes the window. Returns 0, or 1 when the engine failed (its error has been

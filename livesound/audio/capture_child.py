@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from livesound.audio.io import AudioError
-    from livesound.audio.sources import _sounddevice, list_input_devices, resolve_input_device
+    from livesound.audio.sources import (
+        _sounddevice,
+        list_input_devices,
+        resolve_input_device,
+    )
 
     note = ""
     try:

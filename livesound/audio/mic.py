@@ -40,7 +40,13 @@ import time
 import numpy as np
 
 from livesound.audio.io import SAMPLE_RATE, AudioError
-from livesound.audio.sources import RING_SECONDS, STOP_TIMEOUT_S, AudioSource, list_input_devices, resolve_input_device
+from livesound.audio.sources import (
+    RING_SECONDS,
+    STOP_TIMEOUT_S,
+    AudioSource,
+    list_input_devices,
+    resolve_input_device,
+)
 
 log = logging.getLogger("livesound")
 STATES = ("connecting", "ok", "lost", "reconnecting", "stopped")

@@ -1,4 +1,4 @@
-"""``livesound live``: the instrument in a window, or headless into files (`livesound.rig.show.run_show`)."""
+"""``livesound live``: the instrument in a window (`livesound.app`), or headless into files (`livesound.rig.show`)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def add_parsers(subs) -> None:
 def run_live(args) -> int:
     from livesound.live.build import LiveOptions
     from livesound.rig.rig import RigOptions
-    from livesound.rig.show import ShowOptions, run_show
+    from livesound.rig.show import ShowOptions, prepare_show
 
     show = ShowOptions(
         live=LiveOptions(preset=args.preset, source=args.source, device=args.device, generator=args.generator,
@@ -63,7 +63,19 @@ def run_live(args) -> int:
                        preset_file=args.preset_file),
         headless=args.headless, frames=args.frames, out=args.out, hop_fps=args.hop_fps, record=args.record,
         stats=args.stats, fullscreen=args.fullscreen)
-    result = run_show(show)
+    show = prepare_show(show)
+    if show.headless:
+        result = show.run_headless()
+    else:  # Qt loads only for a windowed show: headless runs and servers need no PyQt6
+        from livesound.app.window import run_window
+
+        engine, rig = show.for_window()
+        code = 1  # a window that raises counts as a failed engine: no stats of a broken run
+        try:
+            code = run_window(engine, title=f"livesound - {args.preset}", fullscreen=args.fullscreen,
+                              record_path=args.record, rig=rig)
+        finally:
+            result = show.finish(engine.stats(), code)
     if result.headless:
         print(f"livesound live: wrote {result.stats['frames']} frames to {args.out} "
               f"({result.stats['fps']:.1f} frames/s)" + (" (interrupted)" if result.stats.get("interrupted") else ""))

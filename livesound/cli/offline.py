@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from livesound.cli.common import add_loop_args, add_model_args, model_options, say, split_list, sub, tell
+from livesound.cli.common import (
+    add_loop_args,
+    add_model_args,
+    model_options,
+    say,
+    split_list,
+    sub,
+    tell,
+)
 
 GENERATE_EXAMPLE = "livesound generate --preset demo --seeds 0-3 --out out/demo --grid"
 EMBED_EXAMPLE = "livesound embed sound.wav other.flac --preset demo --out emb.npy"
@@ -203,7 +211,11 @@ def run_interpolate(args) -> int:
 
 
 def run_latent_agreement(args) -> int:
-    from livesound.eval.latent_agreement import AgreementOptions, evaluate_latent_agreement, format_table
+    from livesound.eval.latent_agreement import (
+        AgreementOptions,
+        evaluate_latent_agreement,
+        format_table,
+    )
 
     opts = AgreementOptions(data=args.data, csv=args.csv, models=model_options(args), seed=args.seed,
                             trunc=args.trunc, steps=args.steps, lr=args.lr, l2=args.l2, batch=args.batch,

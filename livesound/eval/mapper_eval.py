@@ -23,7 +23,14 @@ from typing import Sequence
 
 import torch
 
-from livesound.offline.optimize import OptimizeConfig, Target, TargetPart, clip_image_embedding, optimize, source_latent
+from livesound.offline.optimize import (
+    OptimizeConfig,
+    Target,
+    TargetPart,
+    clip_image_embedding,
+    optimize,
+    source_latent,
+)
 
 
 @dataclass

@@ -20,16 +20,34 @@ from tqdm import tqdm
 from livesound.eval.linear_probe import linear_probe
 from livesound.eval.mapper_eval import EvalTarget, mapper_vs_optimisation
 from livesound.eval.mapper_eval import format_markdown as mapper_markdown
-from livesound.eval.zero_shot import PREPROCESSING, PUBLISHED, embed_clips, format_markdown, zero_shot
+from livesound.eval.zero_shot import (
+    PREPROCESSING,
+    PUBLISHED,
+    embed_clips,
+    format_markdown,
+    zero_shot,
+)
 from livesound.files import atomic_write, write_json
-from livesound.live.build import mapper_from_preset
 from livesound.models.audio_encoder import load_audio_encoder
-from livesound.models.presets import Preset, encoder_from_preset, generator_from_preset, load_preset
+from livesound.models.presets import (
+    Preset,
+    encoder_from_preset,
+    generator_from_preset,
+    load_preset,
+    mapper_from_preset,
+)
 from livesound.offline.generate import parse_seeds
 from livesound.offline.optimize import OptimizeConfig, audio_embedding
 from livesound.offline.targets import audio_files
 from livesound.train.datasets import Dataset, SpecCache, assign_folds, label_text
-from livesound.train.inputs import ClipChoice, DatasetChoice, Report, prompt_list, quiet, templates_named
+from livesound.train.inputs import (
+    ClipChoice,
+    DatasetChoice,
+    Report,
+    prompt_list,
+    quiet,
+    templates_named,
+)
 
 
 @dataclass

@@ -14,7 +14,6 @@ from livesound.live.backends import parse_backend_choice
 from livesound.live.pipeline import LiveSettings, Pipeline
 from livesound.live.steering import MapperSteer, Steerer
 from livesound.models.fast_paths import apply_fast_paths
-from livesound.models.mapper import MapperConfig, build_mapper, load_mapper
 from livesound.models.presets import (
     Preset,
     PresetError,
@@ -22,7 +21,8 @@ from livesound.models.presets import (
     encoder_from_preset,
     generator_from_preset,
     load_preset,
-    models_dir,
+    mapper_from_preset,
+    mapper_is_trained,
 )
 
 
@@ -47,30 +47,6 @@ class LiveOptions:
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
         plan(parse_pin(self.pin_threads))
-
-
-def mapper_from_preset(preset, G, clip_dim: int, path: str | Path | None = None):
-    """The preset's mapper: ``path`` if given, else its checkpoint, else seeded to fit the generator."""
-    entry = preset.extra.get("mapper", {"seed": 0})
-    if path is None and "checkpoint" in entry:
-        path = models_dir() / entry["checkpoint"]
-        if not Path(path).is_file():
-            raise PresetError(f"preset {preset.name!r} needs the mapper {Path(path).name} in {Path(path).parent}, "
-                              f"or pass --mapper PATH (train one with `livesound train-mapper`)")
-    if path is not None:
-        mapper = load_mapper(path)
-    else:
-        cfg = MapperConfig(num_ws=G.num_ws, w_dim=G.w_dim, clip_dim=clip_dim, **entry.get("config", {}))
-        mapper = build_mapper(cfg, seed=int(entry.get("seed", 0)))
-    if (mapper.num_ws, mapper.w_dim, mapper.clip_dim) != (G.num_ws, G.w_dim, clip_dim):
-        raise ValueError(f"the mapper takes w+ [{mapper.num_ws}, {mapper.w_dim}] and {mapper.clip_dim}-d "
-                         f"embeddings; the generator has [{G.num_ws}, {G.w_dim}] and the encoder {clip_dim}-d")
-    return mapper.eval()
-
-
-def mapper_is_trained(preset: Preset, path: str | Path | None = None) -> bool:
-    """Whether the mapper ``mapper_from_preset`` gives comes from a file (trained) or a seed (untrained)."""
-    return path is not None or "checkpoint" in preset.extra.get("mapper", {"seed": 0})
 
 
 def steerer_from_preset(preset: Preset, G, clip_dim: int, mapper_path: str | Path | None = None) -> Steerer:

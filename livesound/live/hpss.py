@@ -31,7 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from livesound.audio.features import SAMPLE_RATE, LogMelFrames, StreamLogMel, _hz_to_mel, _mel_to_hz
+from livesound.audio.features import (
+    SAMPLE_RATE,
+    LogMelFrames,
+    StreamLogMel,
+    _hz_to_mel,
+    _mel_to_hz,
+)
 
 
 @dataclass

@@ -24,7 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livesound.weights.checkpoint import CheckpointError, is_safetensors, load_own, load_state_checked, save_own
+from livesound.weights.checkpoint import (
+    CheckpointError,
+    is_safetensors,
+    load_own,
+    load_state_checked,
+    save_own,
+)
 from livesound.weights.untrusted import check_shapes_before_building, check_torch_zip
 
 KIND = "audio_encoder"

@@ -46,7 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livesound.weights.checkpoint import CheckpointError, load_own, load_state_checked, save_own
+from livesound.weights.checkpoint import (
+    CheckpointError,
+    load_own,
+    load_state_checked,
+    save_own,
+)
 from livesound.weights.untrusted import check_shapes_before_building
 
 GROUPS = ("coarse", "medium", "fine")

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from livesound.models.clip import ClipModel
-from livesound.models.presets import Preset, clip_from_preset, encoder_from_preset, generator_from_preset, load_preset
+from livesound.models.presets import (
+    Preset,
+    clip_from_preset,
+    encoder_from_preset,
+    generator_from_preset,
+    load_preset,
+)
 
 
 @dataclass

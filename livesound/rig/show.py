@@ -1,8 +1,8 @@
 """``livesound live``: a show is a pipeline, an audio source, the rig around them, and a window or files.
 
-The window (`livesound.app`, the one Qt user) only receives an engine and a rig; this module builds both, so
-the app never imports the rig and the runtime (`livesound.live`) knows neither. Without a display the show
-runs headless (`livesound.rig.headless`) and says so.
+The window (`livesound.app`, the one Qt user) only receives an engine and a rig; this module builds both (the
+command line hands them over), so the app never imports the rig, the rig never imports the app, and the runtime
+(`livesound.live`) knows neither. Without a display the show runs headless (`livesound.rig.headless`) and says so.
 """
 
 from __future__ import annotations
@@ -45,8 +45,44 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM"))
 
 
-def run_show(opts: ShowOptions) -> ShowResult:
-    """Play the show until its frames are written (headless) or its window closes, then write ``opts.stats``.
+class Show:
+    """A show ready to play: its source is open and its pipeline built; ``headless`` says where it plays.
+
+    Headless: ``run_headless()``. In a window: the CLI hands ``for_window()``'s engine and rig to
+    `livesound.app.window.run_window`, then gives the outcome to ``finish``.
+    """
+
+    def __init__(self, opts: ShowOptions, headless: bool, pipeline, source):
+        self.opts, self.headless, self.pipeline, self.source = opts, headless, pipeline, source
+        self.rig: Rig | None = None
+
+    def run_headless(self) -> ShowResult:
+        o = self.opts
+        stats = run_headless(self.pipeline, o.live, o.frames, Path(o.out), o.hop_fps, source=self.source,
+                             rig_opts=o.rig, record=Path(o.record) if o.record else None)
+        return self.finish(stats)
+
+    def for_window(self) -> tuple[LiveEngine, Rig]:
+        """The engine and its rig (always: keys 1-9 store and recall presets in memory) for a window."""
+        engine = LiveEngine(self.pipeline, self.source or open_source(self.opts.live),
+                            pin_threads=self.opts.live.pin_threads)
+        self.rig = Rig(engine, self.opts.rig).attach(engine)
+        return engine, self.rig
+
+    def finish(self, stats: dict, code: int = 0) -> ShowResult:
+        """Close the rig, write ``--stats`` and give the exit code (the engine's failure wins; no stats then)."""
+        if self.rig is not None:
+            self.rig.close()
+            self.rig = None
+        if code:
+            return ShowResult(headless=self.headless, stats=stats, code=code)
+        if self.opts.stats:
+            write_json(self.opts.stats, stats)
+        return ShowResult(headless=self.headless, stats=stats, code=130 if stats.get("interrupted") else 0)
+
+
+def prepare_show(opts: ShowOptions) -> Show:
+    """Open the source and build the pipeline; without a display the show goes headless, saying so.
 
     A missing audio file or input device is told before any network is built (minutes, on a big preset).
     """
@@ -61,28 +97,4 @@ def run_show(opts: ShowOptions) -> ShowResult:
     if not live_source and not Path(live.source).is_file():
         raise ValueError(f"{live.source}: no such audio file (sources: auto, mic, synth, or a file)")
     source = open_source(live) if live_source else None
-    stages = build_pipeline(live)
-    if headless:
-        stats = run_headless(stages, live, opts.frames, Path(opts.out), opts.hop_fps, source=source,
-                             rig_opts=opts.rig, record=Path(opts.record) if opts.record else None)
-    else:
-        stats, code = _window(stages, source or open_source(live), opts)
-        if code:  # the engine failed: its error was shown; no stats of a broken run
-            return ShowResult(headless=False, stats=stats, code=code)
-    if opts.stats:
-        write_json(opts.stats, stats)
-    return ShowResult(headless=headless, stats=stats, code=130 if stats.get("interrupted") else 0)
-
-
-def _window(stages, source, opts: ShowOptions) -> tuple[dict, int]:
-    # Qt loads only for a windowed show: headless runs and servers need no PyQt6.
-    from livesound.app.window import run_window
-
-    engine = LiveEngine(stages, source, pin_threads=opts.live.pin_threads)
-    rig = Rig(engine, opts.rig).attach(engine)  # always: keys 1-9 store and recall presets in memory
-    try:
-        code = run_window(engine, title=f"livesound - {opts.live.preset}", fullscreen=opts.fullscreen,
-                          record_path=opts.record, rig=rig)
-    finally:
-        rig.close()
-    return engine.stats(), code
+    return Show(opts, headless, build_pipeline(live), source)

@@ -50,7 +50,14 @@ from livesound.models.audio_encoder import (
 from livesound.models.clip import PAPER_TEMPLATES, resize_center_crop
 from livesound.train import loop
 from livesound.train.datasets import Dataset, DatasetError, SpecCache, label_text
-from livesound.train.inputs import ClipChoice, DatasetChoice, Report, quiet, set_threads, templates_named
+from livesound.train.inputs import (
+    ClipChoice,
+    DatasetChoice,
+    Report,
+    quiet,
+    set_threads,
+    templates_named,
+)
 
 log = logging.getLogger("livesound")
 

@@ -12,7 +12,13 @@ from typing import Callable, Sequence
 
 import torch
 
-from livesound.models.clip import DEFAULT_MODEL, DEFAULT_WEIGHTS, PAPER_TEMPLATES, SOUND_TEMPLATES, ClipModel
+from livesound.models.clip import (
+    DEFAULT_MODEL,
+    DEFAULT_WEIGHTS,
+    PAPER_TEMPLATES,
+    SOUND_TEMPLATES,
+    ClipModel,
+)
 from livesound.models.presets import clip_from_preset, load_preset
 from livesound.train.datasets import Dataset, load_dataset
 

@@ -42,7 +42,12 @@ import torch
 from torch import nn
 
 from livesound.files import atomic_write
-from livesound.weights.checkpoint import CheckpointError, load_own, load_state_checked, save_own
+from livesound.weights.checkpoint import (
+    CheckpointError,
+    load_own,
+    load_state_checked,
+    save_own,
+)
 
 log = logging.getLogger("livesound")
 

@@ -44,11 +44,27 @@ from torch import nn
 
 from livesound.models.arcface import IdentityLoss, load_arcface
 from livesound.models.mapper import MapperConfig, build_mapper, load_mapper, save_mapper
-from livesound.models.presets import Preset, encoder_from_preset, generator_from_preset, load_preset
+from livesound.models.presets import (
+    Preset,
+    encoder_from_preset,
+    generator_from_preset,
+    load_preset,
+)
 from livesound.offline.embed import EmbedOptions, embed_files
-from livesound.offline.optimize import AUDIO_SCALE, audio_embedding, clip_image_embedding
+from livesound.offline.optimize import (
+    AUDIO_SCALE,
+    audio_embedding,
+    clip_image_embedding,
+)
 from livesound.train import loop
-from livesound.train.inputs import ClipChoice, DatasetChoice, Report, prompt_list, quiet, set_threads
+from livesound.train.inputs import (
+    ClipChoice,
+    DatasetChoice,
+    Report,
+    prompt_list,
+    quiet,
+    set_threads,
+)
 
 log = logging.getLogger("livesound")
 

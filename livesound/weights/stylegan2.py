@@ -22,7 +22,11 @@ from pathlib import Path
 import torch
 
 from livesound.weights.checkpoint import CheckpointError, is_safetensors, load_own
-from livesound.weights.safe_pickle import PersistentObject, UnsafePickleError, safe_load_pickle
+from livesound.weights.safe_pickle import (
+    PersistentObject,
+    UnsafePickleError,
+    safe_load_pickle,
+)
 from livesound.weights.untrusted import check_torch_zip
 
 # The first bytes of torch's legacy (pre-zip) serialisation: the pickled magic number.

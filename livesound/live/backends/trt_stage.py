@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporters.tensorrt import _torch_dtype, build_engine, engine_is_current, import_tensorrt, require_cuda
+from exporters.tensorrt import (
+    _torch_dtype,
+    build_engine,
+    engine_is_current,
+    import_tensorrt,
+    require_cuda,
+)
 
 
 def tensorrt_backend(onnx_path: Path) -> "TensorRTBackend":

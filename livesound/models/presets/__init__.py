@@ -15,9 +15,19 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from livesound.models.audio_encoder import AudioEncoderConfig, build_audio_encoder, load_audio_encoder
+from livesound.models.audio_encoder import (
+    AudioEncoderConfig,
+    build_audio_encoder,
+    load_audio_encoder,
+)
 from livesound.models.clip import ClipModel
-from livesound.models.stylegan2 import NOISE_MODES, GeneratorConfig, build_generator, load_generator
+from livesound.models.mapper import MapperConfig, build_mapper, load_mapper
+from livesound.models.stylegan2 import (
+    NOISE_MODES,
+    GeneratorConfig,
+    build_generator,
+    load_generator,
+)
 
 
 class PresetError(Exception):
@@ -177,3 +187,27 @@ def clip_from_preset(preset: Preset, weights: str | Path | None = None, device: 
         return ClipModel.tiny(seed=int(entry["seed"])).to(device)
     return ClipModel.load(entry.get("model", PAPER_CLIP["model"]),
                           weights if weights is not None else entry.get("weights"), device=device)
+
+
+def mapper_from_preset(preset: Preset, G, clip_dim: int, path: str | Path | None = None):
+    """The preset's mapper: ``path`` if given, else its checkpoint, else seeded to fit the generator."""
+    entry = preset.extra.get("mapper", {"seed": 0})
+    if path is None and "checkpoint" in entry:
+        path = models_dir() / entry["checkpoint"]
+        if not Path(path).is_file():
+            raise PresetError(f"preset {preset.name!r} needs the mapper {Path(path).name} in {Path(path).parent}, "
+                              f"or pass --mapper PATH (train one with `livesound train-mapper`)")
+    if path is not None:
+        mapper = load_mapper(path)
+    else:
+        cfg = MapperConfig(num_ws=G.num_ws, w_dim=G.w_dim, clip_dim=clip_dim, **entry.get("config", {}))
+        mapper = build_mapper(cfg, seed=int(entry.get("seed", 0)))
+    if (mapper.num_ws, mapper.w_dim, mapper.clip_dim) != (G.num_ws, G.w_dim, clip_dim):
+        raise ValueError(f"the mapper takes w+ [{mapper.num_ws}, {mapper.w_dim}] and {mapper.clip_dim}-d "
+                         f"embeddings; the generator has [{G.num_ws}, {G.w_dim}] and the encoder {clip_dim}-d")
+    return mapper.eval()
+
+
+def mapper_is_trained(preset: Preset, path: str | Path | None = None) -> bool:
+    """Whether the mapper ``mapper_from_preset`` gives comes from a file (trained) or a seed (untrained)."""
+    return path is not None or "checkpoint" in preset.extra.get("mapper", {"seed": 0})
