@@ -99,7 +99,8 @@ def test_evaluate_latent_agreement(tmp_path):
     report = evaluate_latent_agreement(AgreementOptions(data=str(tmp_path / "data"), steps=1, batch=4,
                                                         out=str(tmp_path / "agreement.json")))
     assert json.loads((tmp_path / "agreement.json").read_text()) == json.loads(json.dumps(report))
-    assert set(report["labels"]) == {"rain", "fire"} and report["overall"]["n"] + report["overall"]["undefined"] == 2
+    overall = report["overall"]["offsets"]
+    assert set(report["labels"]) == {"rain", "fire"} and overall["n"] + overall["undefined"] == 2
 
 
 def test_export_networks_and_build_engines(tmp_path, tiny_generator):

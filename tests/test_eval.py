@@ -166,6 +166,10 @@ def test_eval_commands_on_esc50_and_us8k_layouts(tmp_path, tiny_encoder):
     assert list(report["folds"]) == ["1", "2", "3", "4", "5"] and report["n"] == 15
     md = (tmp_path / "zs.md").read_text()
     assert "0.578" in md and "centre 864 frames" in md and "| 3 | 3 |" in md
+    assert "| paper Table 3: CLIP-based audio encoder, zero-shot | 0.622 |" in md  # Table 3 is zero-shot
+    assert "| paper Table 3: ResNet50 classifier, supervised (reference) | 0.668 |" in md
+    assert "- resampler: soundfile decoding" in md and "Kaiser-windowed sinc" in md
+    assert "- spectrograms: computed for this run in float32 (no cache)" in md
 
     ds = load_dataset(esc)
     emb = embed_files(load_audio_encoder(tiny_encoder), EmbedOptions(files=[str(c.path) for c in ds.clips]))
@@ -178,8 +182,34 @@ def test_eval_commands_on_esc50_and_us8k_layouts(tmp_path, tiny_encoder):
                     "--out", tmp_path / "lp.json") == 0
     report = json.loads((tmp_path / "lp.json").read_text())
     assert len(report["folds"]) == 10 and set(report["per_class"]) == set(CLASSES)
-    assert report["published"]["CVPR 2022 paper, logistic regression"] == 0.668
-    assert "0.731" in (tmp_path / "lp.md").read_text()
+    assert report["published"] == {"paper repository's table: released encoder, logistic regression": 0.668}
+    md = (tmp_path / "lp.md").read_text()
+    assert "0.731" not in md and "Table 3" not in md  # zero-shot figures stay with zero-shot
+    assert evaluate("zero-shot", "--data", us, "--encoder", tiny_encoder, "--preset", "demo", "--cache",
+                    tmp_path / "cache", "--out", tmp_path / "zs_us.json") == 0
+    md = (tmp_path / "zs_us.md").read_text()
+    assert "| paper Table 3: CLIP-based audio encoder, zero-shot | 0.731 |" in md and "0.457" in md
+    assert f"- spectrograms: the float16 cache in {tmp_path / 'cache'}" in md
+
+
+def test_linear_probe_of_a_label_subset_prints_the_paper_table1_shape(tmp_path, tiny_encoder):
+    """``--labels`` probes only those labels, and the Markdown adds Table 1's shape: the labels across, this
+    run's per-label accuracy (the report's own numbers) and the paper's row, empty and said to be so."""
+    root = write_folder(tmp_path / "data", per_class=4)
+    assert evaluate("linear-probe", "--data", root, "--encoder", tiny_encoder, "--labels", "white_noise,drone",
+                    "--kfold", 2, "--out", tmp_path / "lp.json") == 0
+    report = json.loads((tmp_path / "lp.json").read_text())
+    assert list(report["per_class"]) == ["white_noise", "drone"] and report["n"] == 8
+    assert report["labels"] == ["white_noise", "drone"] and report["published"] == {}
+    md = (tmp_path / "lp.md").read_text()
+    table = md[md.index("### In the shape of the paper's Table 1"):]
+    acc = [report["per_class"][c]["accuracy"] for c in ("white_noise", "drone")]
+    assert "| | white noise | drone | mean |" in table
+    assert f"| **this run** | {acc[0]:.3f} | {acc[1]:.3f} | {sum(acc) / 2:.3f} |" in table
+    assert "| paper Table 1 | n/a | n/a | n/a |" in table and "giggling, sobbing, nose blowing" in table
+    assert "not found in the copies of the paper" in table
+    assert evaluate("linear-probe", "--data", root, "--encoder", tiny_encoder, "--labels", "siren",
+                    "--out", tmp_path / "bad.json") == 1
 
 
 def test_mapper_eval_reports_similarity_and_time(tmp_path):
@@ -215,6 +245,50 @@ def test_zero_shot_from_the_library_writes_what_it_returns(tmp_path, tiny_encode
     with pytest.raises(ValueError, match="templates must be one of paper, sound"):
         run_zero_shot(ZeroShotOptions(data=esc, encoder=tiny_encoder, preset="demo", templates="poem",
                                       out=tmp_path / "bad.json"))
+
+
+# --------------------------------------------------------------------------- Table 2: the latent agreement
+
+def test_code_and_offset_cosines_on_known_answers():
+    """Edits at right angles from a source 10 units long: the offsets' cosine is 0, the codes' 100/101 --
+    near the paper's 0.99 although the edits share nothing. Parallel and opposite edits: 1 and -1."""
+    from livesound.eval.latent_agreement import code_cosine, offset_cosine
+
+    src = torch.zeros(2, 3, dtype=torch.float64)
+    src[:, 0] = 10.0 / 2 ** 0.5                                   # |src| = 10 over both layers
+    right, up = src.clone(), src.clone()
+    right[0, 1] += 1.0
+    up[1, 2] += 1.0
+    assert offset_cosine(right, up, src) == pytest.approx(0.0, abs=1e-12)
+    assert code_cosine(right, up) == pytest.approx(100 / 101, abs=1e-12)
+    twice = src.clone()
+    twice[0, 1] += 2.0
+    assert offset_cosine(right, twice, src) == pytest.approx(1.0)
+    assert code_cosine(right, twice) == pytest.approx(102 / (101 * 104) ** 0.5)
+    back = src.clone()
+    back[0, 1] -= 1.0
+    assert offset_cosine(right, back, src) == pytest.approx(-1.0)
+    assert offset_cosine(src, up, src) is None and code_cosine(torch.zeros(2, 3), up) is None
+
+
+def test_table2_says_which_measure_the_paper_figures_match():
+    from livesound.eval.latent_agreement import format_table
+    from livesound.eval.paper_tables import table2
+
+    def stats(codes, offsets):
+        return {m: {"n": 1, "undefined": 0, "mean": v, "std": 0.0} for m, v in (("codes", codes), ("offsets", offsets))}
+
+    labels = {"people giggling": stats(0.98, 0.40), "people sobbing": stats(0.99, 0.30),
+              "wind": stats(0.95, 0.70), "dog barking": stats(0.5, 0.5)}
+    rows = table2(labels)
+    assert rows == [{"group": "vocal", "labels": 2, "paper": 0.99, "codes": pytest.approx(0.985),
+                     "offsets": pytest.approx(0.35), "nearer": "codes"},
+                    {"group": "environmental", "labels": 1, "paper": 0.76, "codes": 0.95, "offsets": 0.70,
+                     "nearer": "offsets"}]
+    text = format_table({"labels": labels, "overall": stats(0.9, 0.5), "paper_table2": rows})
+    assert "paper Table 2, vocal attributes: 0.99; this run over 2 label(s): codes 0.9850, offsets 0.3500; " \
+           "nearer: codes" in text
+    assert "names the cosine between the latent codes" in text
 
 
 @pytest.mark.parametrize("what", ["zero-shot", "linear-probe", "mapper"])

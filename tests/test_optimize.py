@@ -261,6 +261,7 @@ def test_latent_agreement_cli(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert set(report["labels"]) == {"rain", "dog_bark"}
     for s in [*report["labels"].values(), report["overall"]]:
-        assert {"n", "mean", "std"} <= set(s) and -1 <= s["mean"] <= 1 and s["std"] >= 0
-    assert report["overall"]["n"] == 2 and len(report["files"]) == 2
+        for m in ("codes", "offsets"):  # the paper's Table 2 measure (codes) and the edits' (offsets)
+            assert {"n", "mean", "std"} <= set(s[m]) and -1 <= s[m]["mean"] <= 1 and s[m]["std"] >= 0
+    assert report["overall"]["offsets"]["n"] == 2 and len(report["files"]) == 2
     assert "dog_bark" in capsys.readouterr().out

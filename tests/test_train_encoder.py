@@ -84,8 +84,8 @@ def test_training_lowers_the_loss_and_learns_the_planted_classes(tmp_path, one_t
 def test_a_killed_run_resumes_to_the_same_weights_and_losses(tmp_path, one_thread):
     """A real SIGKILL after the first mid-epoch checkpoint, then --resume: bit-identical to a run never killed."""
     data = write_folder(tmp_path / "data", per_class=4)                     # 12 clips: 3 steps of 4 an epoch
-    common = ["--data", data, "--epochs", 2, "--batch", 4, "--lr", 0.01, "--max-lr", 0.05, "--cycle-steps", 3,
-              "--checkpoint-every", 2, "--text-aug", 0.5, "--cache", tmp_path / "cache"]
+    common = ["--data", data, "--epochs", 2, "--batch", 4, "--optimizer", "sgd", "--lr", 0.01, "--max-lr", 0.05,
+              "--cycle-steps", 3, "--checkpoint-every", 2, "--text-aug", 0.5, "--cache", tmp_path / "cache"]
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     assert train(*common, "--run-dir", ref, "--out", ref / "enc.safetensors", "--workers", 0) == 0
 
@@ -137,11 +137,43 @@ def test_bad_training_inputs_fail_with_one_line(tmp_path, capsys, one_thread):
     runs = [(["--data", tmp_path / "nowhere"], "nowhere: no such dataset folder"),
             (["--data", data, "--folds", "1"], "no fold 1"),
             (["--data", data, "--batch", 8, "--run-dir", tmp_path / "r"], "fewer than one batch of 8"),
-            (["--data", data, "--batch", 2, "--resume", "--run-dir", tmp_path / "r2"], "no checkpoint to resume from")]
+            (["--data", data, "--batch", 2, "--resume", "--run-dir", tmp_path / "r2"], "no checkpoint to resume from"),
+            (["--data", data, "--lr", 0.5, "--max-lr", 0.1], "need 0 < --lr <= --max-lr, got 0.5 and 0.1")]
     for args, message in runs:
         assert train(*args) == 1
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err  # refused before any network is built
+
+
+def test_the_plan_fits_the_run_says_why_and_warns_when_it_cannot_move_the_weights():
+    from livesound.train import schedule
+
+    short = schedule.plan(50)
+    assert (short.optimizer, short.lr, short.max_lr, short.cycle_steps) == ("adamw", 1e-4, 1e-3, 25)
+    assert "fewer than one cycle of the paper's SGD schedule" in short.describe() and not short.warnings
+    long = schedule.plan(6000)
+    assert (long.optimizer, long.lr, long.max_lr, long.cycle_steps) == ("sgd", 1e-3, 0.1, 2000)
+    assert "the paper's" in long.describe() and not long.warnings
+    fitted_sgd = schedule.plan(50, "sgd")                          # explicit flags win; the cycle still fits
+    assert (fitted_sgd.optimizer, fitted_sgd.max_lr, fitted_sgd.cycle_steps) == ("sgd", 0.1, 25)
+    stalled = schedule.plan(50, "sgd", cycle_steps=2000)          # the old defaults on the issue's small run
+    assert stalled.cycle_steps == 2000 and stalled.peak_lr() == pytest.approx(0.001 + 0.099 * 50 / 2000)
+    assert any("only reaches 0.00348 of --max-lr 0.1" in w for w in stalled.warnings)
+    assert any("SGD never above learning rate 0.00348" in w for w in stalled.warnings)
+    assert any("only 10 optimiser steps" in w for w in schedule.plan(10).warnings)
+    assert any("tends to diverge" in w for w in schedule.plan(50, "adamw", 1e-3, 0.1).warnings)
+    for bad in ({"optimizer": "adam"}, {"cycle_steps": 0}, {"lr": 0.5, "max_lr": 0.1}):
+        with pytest.raises(ValueError):
+            schedule.plan(50, **bad)
+
+    optimizer, scheduler = schedule.build(torch.nn.Linear(2, 2), short)
+    lrs = []
+    for _ in range(short.steps):                                   # the scheduler does what the plan says
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert isinstance(optimizer, torch.optim.AdamW) and lrs[0] == pytest.approx(1e-4)
+    assert max(lrs) == pytest.approx(1e-3) and lrs.index(max(lrs)) == 25 and lrs[-1] == pytest.approx(1.36e-4)
 
 
 def subparser(*names):

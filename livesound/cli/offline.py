@@ -122,7 +122,8 @@ def add_parsers(subs) -> None:
 
 def add_eval_parsers(evs) -> None:
     """``eval latent-agreement`` (the paper's Table 2 measure) under the ``eval`` command's subparsers."""
-    p = sub(evs, "latent-agreement", "cosine between sound-guided and text-guided latent offsets, per label",
+    p = sub(evs, "latent-agreement", "cosine between sound-guided and text-guided latent codes and offsets, "
+                                     "per label, beside the paper's Table 2",
             LATENT_AGREEMENT_EXAMPLE)
     p.set_defaults(run=run_latent_agreement)
     add_latent_agreement_args(p)

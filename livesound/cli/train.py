@@ -78,11 +78,16 @@ def add_parsers(subs, sub_helper) -> None:
     e.add_argument("--text-aug", type=float, default=0.0, help="probability of an EDA-style label variant")
     e.add_argument("--no-spec-aug", action="store_true", help="no SpecAugment term (audio-text only)")
     _loop_args(e, epochs=50, batch=320, every=500)
-    e.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd",
-                   help="sgd: the paper's (momentum, weight decay); adamw: often faster on small data")
-    e.add_argument("--lr", type=float, default=1e-3, help="base learning rate (the cycle's low end)")
-    e.add_argument("--max-lr", type=float, default=0.1, help="the cyclic learning rate's high end")
-    e.add_argument("--cycle-steps", type=int, default=2000, help="steps from low to high learning rate")
+    e.add_argument("--optimizer", choices=["auto", "sgd", "adamw"], default="auto",
+                   help="sgd: the paper's (momentum, weight decay); adamw: moves a network in tens of steps; "
+                        "auto: sgd for runs of >= 4000 steps, else adamw (the choice is said at start)")
+    e.add_argument("--lr", type=float, default=None, help="the cyclic learning rate's low end (default: sgd "
+                                                          "1e-3, the paper's; adamw 1e-4)")
+    e.add_argument("--max-lr", type=float, default=None, help="the cyclic learning rate's high end (default: "
+                                                              "sgd 0.1, the paper's; adamw 1e-3)")
+    e.add_argument("--cycle-steps", type=int, default=None, help="steps from low to high learning rate "
+                                                                 "(default: the paper's 2000 when the run holds "
+                                                                 "a whole cycle, else half the run)")
     e.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (cycled 0.8-0.9 with the lr, as "
                                                                 "CyclicLR does)")
     e.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
@@ -136,6 +141,10 @@ def add_eval_parsers(evs, sub_helper) -> None:
         else:
             p.add_argument("--l2", type=float, default=1e-3, help="L2 penalty of the logistic regression")
             p.add_argument("--kfold", type=int, default=5, help="folds to make when the dataset has none")
+            p.add_argument("--labels", default=None, metavar="A,B,...",
+                           help="probe these labels only and add the per-label table in the shape of the "
+                                "paper's Table 1 (giggling, sobbing, nose blowing, wind, fire crackling, "
+                                "underwater bubbling, explosion, thunderstorm)")
 
     m = sub_helper(evs, "mapper", "the mapper's CLIP similarity and time per frame against full optimisation",
                    MAPPER_EVAL_EXAMPLE)

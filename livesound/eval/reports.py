@@ -20,11 +20,14 @@ from tqdm import tqdm
 from livesound.eval.linear_probe import linear_probe
 from livesound.eval.mapper_eval import EvalTarget, mapper_vs_optimisation
 from livesound.eval.mapper_eval import format_markdown as mapper_markdown
+from livesound.eval.paper_tables import table1_markdown
 from livesound.eval.zero_shot import (
     PREPROCESSING,
     PUBLISHED,
+    RESAMPLER,
     embed_clips,
     format_markdown,
+    spectrogram_source,
     zero_shot,
 )
 from livesound.files import atomic_write, write_json
@@ -44,6 +47,7 @@ from livesound.train.inputs import (
     ClipChoice,
     DatasetChoice,
     Report,
+    names,
     prompt_list,
     quiet,
     templates_named,
@@ -90,17 +94,17 @@ class LinearProbeOptions(ClassifyOptions):
     out: str | Path = "linear_probe.json"
     l2: float = 1e-3                   # L2 penalty of the logistic regression
     kfold: int = 5                     # folds to make when the dataset has none
+    labels: str | Sequence[str] | None = None  # probe these labels only, in the paper's Table 1 shape
 
 
 def run_zero_shot(opts: ZeroShotOptions, report: Report = quiet) -> Written:
     """Zero-shot accuracy per fold (``zero_shot.zero_shot``) against CLIP text of the class names."""
     templates = templates_named(opts.templates)
-    ds, emb = _embed_dataset(opts, report)
+    ds, emb, stated = _embed_dataset(opts, report)
     clip = opts.load_clip("cpu", report)
     text = clip.encode_text([label_text(c) for c in ds.classes], templates).numpy()
     result = {"dataset": ds.summary(), "encoder": _encoder_name(opts),
-              "clip": f"{clip.name} {clip.weights or '(untrained)'}", "preprocessing": PREPROCESSING,
-              "templates": list(templates),
+              "clip": f"{clip.name} {clip.weights or '(untrained)'}", **stated, "templates": list(templates),
               **zero_shot(emb, ds.targets(), text, ds.classes, [c.fold for c in ds.clips])}
     published = PUBLISHED.get(ds.layout, {}).get("zero-shot", [])
     result["published"] = dict(published)
@@ -110,20 +114,30 @@ def run_zero_shot(opts: ZeroShotOptions, report: Report = quiet) -> Written:
 
 def run_linear_probe(opts: LinearProbeOptions, report: Report = quiet) -> Written:
     """Linear-probe accuracy per fold (``linear_probe.linear_probe``); a dataset without folds gets
-    ``opts.kfold`` stratified ones (seed 0), which the report says."""
-    ds, emb = _embed_dataset(opts, report)
+    ``opts.kfold`` stratified ones (seed 0), which the report says. With ``opts.labels`` only those labels
+    are probed, and the Markdown adds the per-label table in the shape of the paper's Table 1."""
+    labels = names(opts.labels) or None
+    ds, emb, stated = _embed_dataset(opts, report, labels)
     had_folds = bool(ds.folds)
     ds = assign_folds(ds, opts.kfold, seed=0)
     result = {"dataset": ds.summary() + ("" if had_folds else f" (folds made: {opts.kfold}, stratified, seed 0)"),
-              "encoder": _encoder_name(opts), "preprocessing": PREPROCESSING,
+              "encoder": _encoder_name(opts), **stated,
               **linear_probe(emb, ds.targets(), ds.classes, [c.fold for c in ds.clips], l2=opts.l2)}
-    published = PUBLISHED.get(ds.layout, {}).get("linear-probe", [])
+    published = [] if labels else PUBLISHED.get(ds.layout, {}).get("linear-probe", [])
     result["published"] = dict(published)
-    return write_report(opts.out, result, format_markdown(f"Linear probe ({ds.layout})", result, published))
+    markdown = format_markdown(f"Linear probe ({ds.layout})", result, published)
+    if labels:
+        result["labels"] = labels
+        markdown += "\n" + table1_markdown(result["per_class"], labels)
+    return write_report(opts.out, result, markdown)
 
 
-def _embed_dataset(opts: ClassifyOptions, report: Report) -> tuple[Dataset, np.ndarray]:
+def _embed_dataset(opts: ClassifyOptions, report: Report,
+                   labels: Sequence[str] | None = None) -> tuple[Dataset, np.ndarray, dict]:
+    """The dataset (only ``labels`` if given), its clips' embeddings, and the preprocessing to state."""
     ds = opts.load_dataset()
+    if labels:
+        ds = ds.select(labels=labels)
     if opts.batch < 1:
         raise ValueError("--batch must be at least 1")
     if opts.encoder:
@@ -134,7 +148,8 @@ def _embed_dataset(opts: ClassifyOptions, report: Report) -> tuple[Dataset, np.n
     cache = SpecCache(None if str(opts.cache or "none").lower() == "none" else opts.cache)
     report(ds.summary())
     bar = lambda it: tqdm(it, unit="batch", file=sys.stderr, disable=None)  # noqa: E731
-    return ds, embed_clips(encoder, [c.path for c in ds.clips], cache, opts.batch, opts.device, bar)
+    stated = {"preprocessing": PREPROCESSING, "resampler": RESAMPLER, "spectrograms": spectrogram_source(cache)}
+    return ds, embed_clips(encoder, [c.path for c in ds.clips], cache, opts.batch, opts.device, bar), stated
 
 
 def _encoder_name(opts: ClassifyOptions) -> str:

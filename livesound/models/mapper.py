@@ -1,19 +1,32 @@
 """Conditional latent mapper: (source w+, CLIP-space embedding e) -> offset for StyleGAN2's w+.
 
-Shaped after StyleCLIP's mapper (docs/design.md): the w+ layers fall into three groups, coarse ``[0, 4)``,
-medium ``[4, 8)`` and fine ``[8, num_ws)``, and each group has its own sub-mapper: pixel norm of every w,
-then 4 equalised-lr linear layers of width ``w_dim`` (lr multiplier 0.01, leaky ReLU 0.2 x sqrt(2), the
-last layer linear). StyleCLIP trains one mapper per text prompt; here one mapper serves any sound, so
-each sub-mapper also sees e. The edit is ``w + strength * M(w, e)``; StyleCLIP's fixed step is 0.1, which
-its users found too small on some generators, so ``strength`` is an argument.
+Shaped after StyleCLIP's mapper (docs/design.md), not equal to it: the w+ layers fall into three groups,
+coarse ``[0, 4)``, medium ``[4, 8)`` and fine ``[8, num_ws)``, and each group has its own sub-mapper: pixel
+norm of every w, then 4 equalised-lr linear layers of width ``w_dim`` (lr multiplier 0.01, leaky ReLU 0.2 x
+sqrt(2) after the first three, the last layer linear). StyleCLIP trains one mapper per text prompt; here one
+mapper serves any sound, so each sub-mapper also sees e. The edit is ``w + strength * M(w, e)``; StyleCLIP's
+fixed step is 0.1, which its users found too small on some generators, so ``strength`` is an argument.
+
+Where it differs from StyleCLIP's (``mapper/latent_mappers.py``: ``PixelNorm`` then four
+``EqualLinear(512, 512, lr_mul=0.01, activation='fused_lrelu')``), exactly:
+- StyleCLIP's **fourth layer has the activation too**: its offset is ``leaky_relu(x @ W4' + b4, 0.2) *
+  sqrt(2)``, so every negative component of its edit is scaled by 0.2 (the edit leans positive). Here the
+  fourth layer is linear, ``x @ W4' + b4``: the edit is free in sign. A StyleCLIP checkpoint therefore does
+  not load here as is, and this mapper with StyleCLIP's weights would give other offsets.
+- the **FiLM modulation** by e (below), which StyleCLIP does not have (its mapper sees no embedding).
+- the **initial scale** of the last layer's weights, ``out_init`` (0.5; StyleCLIP's are N(0, 1) like its
+  other layers) and of the FiLM weights, ``film_init``.
+With ``film_init=0`` and ``out_init=1`` a sub-mapper has StyleCLIP's form and initial distribution except
+for the fourth layer's missing activation.
 
 How e enters: feature-wise modulation (FiLM), not concatenation. Before each of the 4 linear layers the
 features are scaled and shifted, ``x * (1 + gamma_l(e)) + beta_l(e)``, with gamma and beta for all layers of
 a group produced by one EqualLinear from the pixel-normed e. Why FiLM:
 - e steers every layer, not only the first; concatenated e is one input among w_dim + clip_dim that the
   first layer may learn to drown out, and the w part (512 normalised features) outweighs it at init.
-- the layer width stays ``w_dim`` (StyleCLIP's), so the mapper body matches the paper's exactly and a
-  mapper with zero FiLM weights *is* a StyleCLIP mapper (an exact identity modulation).
+- the layer width stays ``w_dim`` (StyleCLIP's), so the body keeps StyleCLIP's layer sizes, and zero FiLM
+  weights are an exact identity modulation (leaving the body, which still differs from StyleCLIP's in its
+  fourth layer's activation, above).
 - gamma and beta depend on e only: for a batch of source latents and one sound they are computed once.
 
 Layer groups by generator size: the groups follow resolution (coarse = 4-8 px, medium = 16-32 px, fine =

@@ -24,8 +24,10 @@ Synonym replacement and insertion need a thesaurus (WordNet), which livesound do
 the probability that a clip's label text is augmented this step by a random swap of two words or a random
 deletion of words (each with probability 0.1, keeping at least one). One-word labels stay as they are.
 
-Under ``torchrun`` each process computes the loss over its own share of the batch (``batch / processes``
-items), so the negatives of a contrastive term are the items of the same process.
+Under ``torchrun`` each process encodes its own share of the batch (``batch / processes`` items), then the
+embeddings and targets of every process are gathered (``loop.gather_rows``), so each contrastive term has the
+whole global batch for negatives: N processes optimise the loss one process would with the same global batch
+(``global_loss``; the loop's docstring says how the gradients then come out equal too).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from livesound.models.audio_encoder import (
     save_audio_encoder,
 )
 from livesound.models.clip import PAPER_TEMPLATES, resize_center_crop
-from livesound.train import loop
+from livesound.train import loop, schedule
 from livesound.train.datasets import Dataset, DatasetError, SpecCache, label_text
 from livesound.train.inputs import (
     ClipChoice,
@@ -58,6 +60,7 @@ from livesound.train.inputs import (
     set_threads,
     templates_named,
 )
+from livesound.train.loop import gather_rows
 
 log = logging.getLogger("livesound")
 
@@ -125,6 +128,45 @@ def eda(text: str, gen: torch.Generator, p_delete: float = 0.1) -> str:
     return " ".join(keep) if keep else words[int(torch.randint(0, len(words), (1,), generator=gen))]
 
 
+@dataclass
+class StepInputs:
+    """One process's share of a step once the random draws are made: what goes into the encoder, and the
+    frozen targets its embeddings are pulled towards. Rows are clips."""
+    x: torch.Tensor                    # [b, 128, 864] crops
+    x_aug: torch.Tensor | None         # [b, 128, 864] their SpecAugment-ed copies (None: no augment term)
+    text: torch.Tensor                 # [b, D] CLIP text embeddings of the (augmented) labels
+    image: torch.Tensor | None = None  # [b, D] CLIP image embeddings of the clips' frames, zeros where none
+    has_image: torch.Tensor | None = None  # [b] 1.0 where the clip has a frame
+
+    def rows(self, start: int, stop: int) -> "StepInputs":
+        pick = lambda t: None if t is None else t[start:stop]  # noqa: E731
+        return StepInputs(pick(self.x), pick(self.x_aug), pick(self.text), pick(self.image), pick(self.has_image))
+
+
+def objective(model: nn.Module, inp: StepInputs, device: torch.device) -> dict[str, torch.Tensor]:
+    """The paper's loss (module docstring, steps 3 and 5) over the global batch: this process encodes its rows,
+    every process's embeddings and targets are gathered, and each contrastive term spans them all. Returns
+    ``loss`` (optimised) and each term's mean over its two directions."""
+    x = inp.x if inp.x_aug is None else torch.cat([inp.x, inp.x_aug])                  # [b or 2b, 128, 864]
+    e = model(to_encoder_input(x).to(device))
+    e = F.normalize(e.to(torch.promote_types(e.dtype, torch.float32)), dim=-1)         # autocast gives float16
+    a, a_aug = e.chunk(2) if inp.x_aug is not None else (e, None)                       # [b, D] each
+    a = gather_rows(a)                                                                  # [B, D]
+    terms = {"text": contrastive(a, gather_rows(inp.text.to(device)))}
+    if a_aug is not None:
+        terms["augment"] = contrastive(a, gather_rows(a_aug))
+    n_terms = 2 * len(terms)
+    if inp.image is not None:
+        img, has = gather_rows(inp.image.to(device)), gather_rows(inp.has_image.to(device)) > 0
+        if int(has.sum()) >= 2:
+            terms["image"] = contrastive(a[has], img[has])
+            n_terms += 2
+        else:
+            terms["image"] = a.new_zeros(())
+    loss = sum(terms.values()) / n_terms
+    return {"loss": loss, **{k: v / 2 for k, v in terms.items()}}
+
+
 class SpecItems(torch.utils.data.Dataset):
     """Index -> (cached log-mel [128, F], index): what DataLoader workers compute; holds no network."""
     def __init__(self, paths: Sequence[Path], cache: SpecCache):
@@ -140,6 +182,7 @@ class SpecItems(torch.utils.data.Dataset):
 class EncoderTask:
     """The ``Task`` of ``livesound.train.loop`` for the audio encoder."""
     kind = "encoder"
+    global_loss = True                 # the loss is the gathered global batch's (module docstring)
 
     def __init__(self, dataset: Dataset, encoder: nn.Module, clip, cfg: EncoderTrainConfig, cache: SpecCache,
                  device: torch.device, out: Path):
@@ -168,28 +211,21 @@ class EncoderTask:
         return lambda batches: iter(torch.utils.data.DataLoader(self.items, batch_sampler=batches,
                                                                 num_workers=workers, collate_fn=list))
 
-    def losses(self, model: nn.Module, batch, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    def inputs(self, batch, gen: torch.Generator) -> StepInputs:
+        """This process's clips of a step with their crops, masks and targets drawn (``gen``)."""
         specs, idx = [s for s, _ in batch], [i for _, i in batch]
-        x = torch.stack([crop_or_pad(s, gen if self.cfg.random_crop else None) for s in specs])  # [B, 128, 864]
-        if self.cfg.spec_aug:
-            x = torch.cat([x, spec_augment(x, gen, self.cfg.freq_mask, self.cfg.time_mask)])       # [2B, 128, 864]
-        e = F.normalize(model(to_encoder_input(x).to(self.device)).float(), dim=-1)
-        a, a_aug = e.chunk(2) if self.cfg.spec_aug else (e, None)                                # [B, D] each
-        text = self._texts([self._augmented(self.labels[i], gen) for i in idx])                  # [B, D]
-        terms = {"text": contrastive(a, text)}
-        if a_aug is not None:
-            terms["augment"] = contrastive(a, a_aug)
-        n_terms = 2 * len(terms)
-        if self.frames is not None:
-            has = [j for j, i in enumerate(idx) if self.frames[i] is not None]
-            if len(has) >= 2:
-                img = torch.stack([self.frames[idx[j]] for j in has]).to(self.device)
-                terms["image"] = contrastive(a[has], img)
-                n_terms += 2
-            else:
-                terms["image"] = a.new_zeros(())
-        loss = sum(terms.values()) / n_terms
-        return {"loss": loss, **{k: v / 2 for k, v in terms.items()}}
+        x = torch.stack([crop_or_pad(s, gen if self.cfg.random_crop else None) for s in specs])  # [b, 128, 864]
+        x_aug = spec_augment(x, gen, self.cfg.freq_mask, self.cfg.time_mask) if self.cfg.spec_aug else None
+        text = self._texts([self._augmented(self.labels[i], gen) for i in idx])                  # [b, D]
+        if self.frames is None:
+            return StepInputs(x, x_aug, text)
+        none = torch.zeros(text.shape[1])
+        image = torch.stack([none if self.frames[i] is None else self.frames[i] for i in idx])
+        has = torch.tensor([float(self.frames[i] is not None) for i in idx])
+        return StepInputs(x, x_aug, text, image, has)
+
+    def losses(self, model: nn.Module, batch, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        return objective(model, self.inputs(batch, gen), self.device)
 
     def save(self) -> None:
         save_audio_encoder(self.model, self.out)
@@ -263,10 +299,10 @@ class TrainEncoderOptions(ClipChoice, DatasetChoice):
     device: str = "auto"
     threads: int = 0                           # torch CPU threads (0: torch's default)
     progress: bool = True
-    optimizer: str = "sgd"                     # "sgd" (the paper's) or "adamw"
-    lr: float = 1e-3                           # the cyclic learning rate's low end
-    max_lr: float = 0.1                        # and its high end
-    cycle_steps: int = 2000                    # steps from low to high
+    optimizer: str = "auto"                    # "sgd" (the paper's), "adamw", or auto: by the run's length
+    lr: float | None = None                    # the cyclic learning rate's low end (None: the optimiser's)
+    max_lr: float | None = None                # and its high end
+    cycle_steps: int | None = None             # steps from low to high (None: the paper's, or fitted to the run)
     momentum: float = 0.9                      # SGD, cycled 0.8-0.9 with the learning rate
     weight_decay: float = 5e-4
     cache: str | Path | None = None            # spectrogram cache (default <run_dir>/spec_cache; "none": none)
@@ -290,10 +326,9 @@ def train_encoder(opts: TrainEncoderOptions, report: Report = quiet) -> dict:
     loop's summary (steps, epochs, steps per epoch, last losses).
     """
     set_threads(opts.threads)
-    if opts.workers < 0 or opts.cycle_steps < 1 or not 0 < opts.lr <= opts.max_lr:
-        raise ValueError("--workers must be >= 0, --cycle-steps >= 1 and 0 < --lr <= --max-lr")
-    if opts.optimizer not in ("sgd", "adamw"):
-        raise ValueError(f"optimizer must be sgd or adamw, got {opts.optimizer!r}")
+    if opts.workers < 0:
+        raise ValueError("--workers must be >= 0")
+    schedule.plan(1, opts.optimizer, opts.lr, opts.max_lr, opts.cycle_steps)  # refuse bad flags before the data
     templates = templates_named(opts.templates)
     ds = opts.load_dataset(opts.folds)
     run_dir = opts.run_folder()
@@ -307,10 +342,15 @@ def train_encoder(opts: TrainEncoderOptions, report: Report = quiet) -> dict:
         task = EncoderTask(ds, _start_encoder(opts, clip.embed_dim), clip,
                            EncoderTrainConfig(templates=templates, text_aug=opts.text_aug, spec_aug=opts.spec_aug),
                            SpecCache(opts.cache_folder()), dist.device, Path(opts.out))
-        optimizer, scheduler = _cyclic_optimizer(task.model, opts)
+        steps = loop.steps_per_epoch(len(ds.clips), opts.batch, dist.world) * opts.epochs
+        plan = schedule.plan(steps, opts.optimizer, opts.lr, opts.max_lr, opts.cycle_steps)
+        optimizer, scheduler = schedule.build(task.model, plan, opts.momentum, opts.weight_decay)
         if dist.main:
             report(f"{ds.summary()}; {dist.world} process(es) on {dist.device}; batch {opts.batch}, "
                    f"{opts.epochs} epochs -> {opts.out}")
+            report(plan.describe())
+            for warning in plan.warnings:
+                report(f"warning: {warning}")
         summary = loop.run(task, optimizer, scheduler, cfg, dist, loader=task.loader(opts.workers))
         if dist.main:
             last = summary["last"].get("loss", float("nan"))
@@ -324,16 +364,3 @@ def _start_encoder(opts: TrainEncoderOptions, embed_dim: int) -> nn.Module:
     if opts.init:
         return load_audio_encoder(opts.init)
     return build_audio_encoder(AudioEncoderConfig(backbone=opts.backbone, embed_dim=embed_dim), seed=opts.seed)
-
-
-def _cyclic_optimizer(model: nn.Module, opts: TrainEncoderOptions):
-    """SGD (or AdamW) under a cyclic learning rate; SGD's momentum cycles against it, as CyclicLR does."""
-    sgd = opts.optimizer == "sgd"
-    if sgd:
-        optimizer = torch.optim.SGD(model.parameters(), lr=opts.lr, momentum=opts.momentum,
-                                    weight_decay=opts.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=opts.lr, max_lr=opts.max_lr,
-                                                  step_size_up=opts.cycle_steps, cycle_momentum=sgd)
-    return optimizer, scheduler

@@ -7,6 +7,13 @@ and the losses of one batch. ``run`` does the rest, the same way for the encoder
   process group (nccl on GPUs, gloo on the CPU) and wraps the model in DistributedDataParallel; without them
   it is one process. The same command runs on a laptop or a cluster. Only rank 0 writes checkpoints, logs
   and the final weights, and draws progress bars.
+- **One objective whatever the process count**: a task whose loss couples the items of a batch (contrastive
+  negatives) gathers its embeddings from every process (``gather_rows``: each process's own rows keep their
+  autograd graph, the others arrive as constants) and computes the loss of the whole global batch, the same
+  on every rank. Such a task says ``global_loss = True``; its loss is then scaled by the world size before
+  backward, because DDP averages the gradients over processes while each process holds only its own rows'
+  share of the global gradient: the average of those shares times the world size is exactly the gradient
+  one process would compute on the global batch. (Batch-norm statistics stay per process, as DDP keeps them.)
 - **Data order**: epoch ``e`` visits the items in ``randperm(n)`` from a generator seeded with ``seed + e``,
   dealt to the ranks as DistributedSampler does (padded to a multiple of the world size, rank r takes every
   world-th item), cut into per-rank batches of ``batch // world`` (the last partial batch is dropped).
@@ -84,6 +91,24 @@ def setup_distributed(device: str = "auto") -> Dist:
     return Dist(rank, world, local, dev)
 
 
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """[n, ...] on each of the job's processes -> [world * n, ...], rank by rank; outside a job, x itself.
+
+    Only this process's rows carry autograd (the slot of its own rows holds ``x`` itself, as open_clip's
+    gather does); the other processes' rows are constants here, and their gradients are computed there.
+    Every process must pass the same shape.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return x
+    world = torch.distributed.get_world_size()
+    if world == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world)]
+    torch.distributed.all_gather(parts, x.detach().contiguous())
+    parts[torch.distributed.get_rank()] = x
+    return torch.cat(parts)
+
+
 def cleanup_distributed() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -149,6 +174,7 @@ class Task(Protocol):
     kind: str                          # "encoder" or "mapper": the checkpoint says which trainer wrote it
     loss_names: tuple[str, ...]        # logged columns; "loss" is the one optimised
     model: nn.Module                   # the trainable module, unwrapped
+    global_loss: bool                  # True: "loss" is the whole global batch's, the same on every rank
 
     def num_items(self) -> int: ...
 
@@ -263,7 +289,7 @@ def _step(task, model, optimizer, scheduler, scaler, batch, seed, dist, step, us
     with torch.autocast(device_type=dist.device.type, dtype=torch.float16, enabled=use_amp):
         losses = task.losses(model, batch, gen)
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(losses["loss"]).backward()
+    scaler.scale(objective_for_backward(losses["loss"], task, dist)).backward()
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
@@ -272,6 +298,11 @@ def _step(task, model, optimizer, scheduler, scaler, batch, seed, dist, step, us
         raise ValueError(f"the {task.kind} loss became {values['loss']} at step {step + 1}; lower the "
                                  "learning rate")
     return values
+
+
+def objective_for_backward(loss: torch.Tensor, task, dist: Dist) -> torch.Tensor:
+    """What to differentiate so that DDP's averaged gradient is the global batch's (module docstring)."""
+    return loss * dist.world if getattr(task, "global_loss", False) else loss
 
 
 def _wrap(model: nn.Module, dist: Dist) -> nn.Module:

@@ -171,6 +171,7 @@ def _source_ws(G, label: str) -> torch.Tensor | None:
 class MapperTask:
     """The ``Task`` of ``livesound.train.loop`` for the conditional mapper."""
     kind = "mapper"
+    global_loss = False                # per-item losses: DDP's average of the ranks' means is the global mean
 
     def __init__(self, mapper: nn.Module, G, clip, pool: TargetPool, cfg: MapperTrainConfig,
                  device: torch.device, out: Path, identity=None, distill: Distill | None = None):
