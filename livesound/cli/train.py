@@ -82,9 +82,9 @@ def add_parsers(subs, sub_helper) -> None:
                    help="sgd: the paper's (momentum, weight decay); adamw: moves a network in tens of steps; "
                         "auto: sgd for runs of >= 4000 steps, else adamw (the choice is said at start)")
     e.add_argument("--lr", type=float, default=None, help="the cyclic learning rate's low end (default: sgd "
-                                                          "1e-3, the paper's; adamw 1e-4)")
+                                                          "1e-3, the paper's; adamw 3e-4)")
     e.add_argument("--max-lr", type=float, default=None, help="the cyclic learning rate's high end (default: "
-                                                              "sgd 0.1, the paper's; adamw 1e-3)")
+                                                              "sgd 0.1, the paper's; adamw 3e-3)")
     e.add_argument("--cycle-steps", type=int, default=None, help="steps from low to high learning rate "
                                                                  "(default: the paper's 2000 when the run holds "
                                                                  "a whole cycle, else half the run)")

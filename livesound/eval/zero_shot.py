@@ -8,7 +8,9 @@ published results report them); a dataset without folds is one fold, ``all``.
 Preprocessing of every clip (stated in each report): the paper's log-mel (44.1 kHz mono, n_fft 2048, hop
 512, 128 Slaney mels, reflect padding, ``power_to_db(ref=max) / 80 + 1`` over the whole clip), the **centre**
 864 frames of longer clips (the paper's zero-shot evaluation's crop), zero-padded at the end when shorter,
-then the paper's resize to 512 x 128 and reshape to [1, 1, 128, 512].
+then the paper's resize to 512 x 128 and reshape to [1, 1, 128, 512]. Each report also names the resampler
+(``RESAMPLER``) and where the spectrograms came from (``spectrogram_source``: computed in float32, or the
+float16 cache, whose rounding can move a borderline clip).
 """
 
 from __future__ import annotations

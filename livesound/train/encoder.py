@@ -282,7 +282,8 @@ def _read_image(path: Path) -> torch.Tensor:
 
 @dataclass
 class TrainEncoderOptions(ClipChoice, DatasetChoice):
-    """One ``train-encoder`` run; the defaults are the paper's recipe (and the command's)."""
+    """One ``train-encoder`` run; the defaults are the command's: the paper's recipe, except that the optimiser
+    and learning-rate cycle follow the planned number of steps (``livesound.train.schedule``)."""
     folds: str | Sequence[str] | None = None   # train on these folds only, e.g. "1,2,3,4" (ESC-50), "train"
     out: str | Path = "encoder.safetensors"
     backbone: str = "resnet18"                 # timm backbone of a fresh encoder
@@ -328,7 +329,7 @@ def train_encoder(opts: TrainEncoderOptions, report: Report = quiet) -> dict:
     set_threads(opts.threads)
     if opts.workers < 0:
         raise ValueError("--workers must be >= 0")
-    schedule.plan(1, opts.optimizer, opts.lr, opts.max_lr, opts.cycle_steps)  # refuse bad flags before the data
+    schedule.check_flags(opts.optimizer, opts.lr, opts.max_lr, opts.cycle_steps)
     templates = templates_named(opts.templates)
     ds = opts.load_dataset(opts.folds)
     run_dir = opts.run_folder()

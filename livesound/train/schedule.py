@@ -58,15 +58,25 @@ class Plan:
         return head + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
 
 
+def check_flags(optimizer: str = "auto", lr: float | None = None, max_lr: float | None = None,
+                cycle_steps: int | None = None) -> None:
+    """Refuse flags no plan can use (before any data is read)."""
+    if optimizer not in ("auto", *RANGES):
+        raise ValueError(f"optimizer must be auto, sgd or adamw, got {optimizer!r}")
+    if cycle_steps is not None and cycle_steps < 1:
+        raise ValueError(f"--cycle-steps must be at least 1, got {cycle_steps}")
+    if (lr is not None and lr <= 0) or (max_lr is not None and max_lr <= 0):
+        raise ValueError("--lr and --max-lr must be positive")
+    if lr is not None and max_lr is not None and lr > max_lr:
+        raise ValueError(f"need 0 < --lr <= --max-lr, got {lr:g} and {max_lr:g}")
+
+
 def plan(steps: int, optimizer: str = "auto", lr: float | None = None, max_lr: float | None = None,
          cycle_steps: int | None = None) -> Plan:
     """The plan for a run of ``steps`` optimiser steps (module docstring); None and "auto" choose."""
-    if optimizer not in ("auto", *RANGES):
-        raise ValueError(f"optimizer must be auto, sgd or adamw, got {optimizer!r}")
+    check_flags(optimizer, lr, max_lr, cycle_steps)
     if steps < 1:
         raise ValueError(f"a run needs at least one step, got {steps}")
-    if cycle_steps is not None and cycle_steps < 1:
-        raise ValueError(f"--cycle-steps must be at least 1, got {cycle_steps}")
     long_run = steps >= 2 * PAPER_CYCLE
     reasons = []
     if optimizer == "auto":
@@ -76,8 +86,8 @@ def plan(steps: int, optimizer: str = "auto", lr: float | None = None, max_lr: f
                             f"({2 * PAPER_CYCLE}), too few for SGD; --optimizer sgd to insist")
     low, high = RANGES[optimizer]
     lr, max_lr = low if lr is None else lr, high if max_lr is None else max_lr
-    if not 0 < lr <= max_lr:
-        raise ValueError(f"need 0 < --lr <= --max-lr, got {lr:g} and {max_lr:g}")
+    if lr > max_lr:
+        raise ValueError(f"--lr {lr:g} is above the {optimizer} cycle's high end {max_lr:g}; give --max-lr too")
     if cycle_steps is None:
         cycle_steps = PAPER_CYCLE if long_run else max(1, steps // 2)
         reasons.append("the paper's cycle length" if long_run else "the cycle fitted to the run: up over its "
