@@ -82,20 +82,25 @@ def test_training_lowers_the_loss_and_learns_the_planted_classes(tmp_path, one_t
 
 
 def test_default_flags_learn_on_a_small_esc50_set(tmp_path, one_thread, capsys):
-    """The small-data case that ended at chance under the paper's schedule: 80 ESC-50-layout clips of four
-    classes, folds 1-4 trained with no optimiser or schedule flag (the plan picks AdamW and a cycle fitted to
-    the run, and says so), then zero-shot on the held-out fold 5: well above chance (0.25)."""
+    """The small-data case that ended at chance under the paper's schedule: 80 ESC-50-layout clips (5 s, four
+    texture classes), folds 1-4 trained with no optimiser or schedule flag (the plan picks AdamW and a cycle
+    fitted to the run, and says so), then zero-shot on the held-out fold 5: well above chance (0.25).
+
+    The backbone is timm's tiny ``test_resnet``: batch norm, as the paper's resnet18 has, which keeps the
+    embeddings of a fresh network from starting out collinear (a layer-norm one learns one axis, tonal against
+    noisy, in this many steps)."""
     from livesound.eval.zero_shot import embed_clips, zero_shot
     from livesound.models.audio_encoder import load_audio_encoder
     from livesound.models.clip import ClipModel
     from livesound.train.datasets import SpecCache, label_text, load_dataset
 
-    data = write_esc50(tmp_path / "esc", per_fold=4, classes=FOUR_CLASSES)             # 80 clips, 16 a fold
+    data = write_esc50(tmp_path / "esc", per_fold=4, classes=FOUR_CLASSES, seconds=5.0)  # 80 clips, 16 a fold
     run_dir = tmp_path / "run"
-    assert train("--data", data, "--folds", "1,2,3,4", "--batch", 8, "--epochs", 5, "--threads", 2, "--workers", 0,
-                 "--checkpoint-every", 0, "--run-dir", run_dir, "--out", run_dir / "enc.safetensors") == 0
+    assert train("--data", data, "--folds", "1,2,3,4", "--backbone", "test_resnet", "--batch", 8, "--epochs", 7,
+                 "--threads", 2, "--workers", 0, "--checkpoint-every", 0, "--run-dir", run_dir,
+                 "--out", run_dir / "enc.safetensors") == 0
     said = capsys.readouterr().err
-    assert "optimizer adamw, learning rate 0.0003 -> 0.003 -> 0.0003 in cycles of 40 steps, 40 steps planned" in said
+    assert "optimizer adamw, learning rate 0.0003 -> 0.003 -> 0.0003 in cycles of 56 steps, 56 steps planned" in said
     assert "fewer than one cycle of the paper's SGD schedule" in said and "warning" not in said
 
     held_out = load_dataset(data).select(folds=["5"])
@@ -103,7 +108,7 @@ def test_default_flags_learn_on_a_small_esc50_set(tmp_path, one_thread, capsys):
     emb = embed_clips(load_audio_encoder(run_dir / "enc.safetensors"), [c.path for c in held_out.clips],
                       SpecCache(None))
     accuracy = zero_shot(emb, held_out.targets(), text, held_out.classes, [None] * len(held_out.clips))["mean"]
-    assert accuracy >= 0.6, accuracy
+    assert accuracy >= 0.75, accuracy
 
 
 def test_a_killed_run_resumes_to_the_same_weights_and_losses(tmp_path, one_thread):
