@@ -5,11 +5,14 @@ Graphs (opset 17, dynamic batch axis ``batch`` on every input and output):
 | file                     | inputs                                                   | outputs                        |
 |--------------------------|----------------------------------------------------------|--------------------------------|
 | generator.onnx           | ws [N, num_ws, w_dim] float32                            | image [N, 3, R, R], ~[-1, 1]   |
+| generator_styles.onnx    | ws, style_delta [N, total style channels] (a StyleSpace edit) | image (as generator.onnx) |
 | mapper.onnx              | ws [N, num_ws, w_dim], e [N, clip_dim] (unit), strength [N] | ws_edit [N, num_ws, w_dim]  |
 | encoder.onnx             | spec [N, 1, 128, 512] (the paper's encoder input)        | embedding [N, 512], raw        |
 | audio.onnx               | wave [N, T] float32 at 44.1 kHz (T fixed at export)      | embedding [N, 512], unit       |
 | embedding_to_image.onnx  | ws, e, strength (as mapper.onnx)                         | image (fused mapper+generator) |
 
+``generator_styles`` is the generator with a second input added to the convolutions' styles (StyleCLIP's
+global directions, ``--steer directions``); the one-input ``generator`` stays the graph of every other mode.
 The generator bakes in the checkpoint's constant noise (an ONNX RandomNormal is unseeded in TensorRT). The
 audio graph computes the paper's log-mel with a Conv1d DFT basis (no STFT/DFT ops, so every runtime takes
 it). ``fp16=True`` also writes ``*_fp16.onnx`` (weights and activations in half precision; meant for GPUs:
@@ -55,6 +58,7 @@ class ExportOptions:
     out: str = "engines"
     fp16: bool = False                # also *_fp16.onnx graphs
     fused: bool = False               # also the fused embedding -> image graph
+    styles: bool = False              # also the generator with a style-offset input (generator_styles)
 
 
 @dataclass
@@ -73,6 +77,15 @@ class _Synthesis(nn.Module):
 
     def forward(self, ws):
         return self.G.synthesis(ws, noise_mode="const")
+
+
+class _StyledSynthesis(nn.Module):
+    def __init__(self, G):
+        super().__init__()
+        self.G = G
+
+    def forward(self, ws, style_delta):
+        return self.G.synthesis(ws, noise_mode="const", style_delta=style_delta)
 
 
 class _Mapper(nn.Module):
@@ -108,13 +121,17 @@ def _unit(n: int, d: int, seed: int) -> torch.Tensor:
     return nn.functional.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=-1)
 
 
-def stage_specs(G=None, encoder=None, mapper=None, audio_seconds: float = 2.5, fused: bool = False
-                ) -> list[GraphSpec]:
-    """The graphs to export for whichever networks are given."""
+def stage_specs(G=None, encoder=None, mapper=None, audio_seconds: float = 2.5, fused: bool = False,
+                styles: bool = False) -> list[GraphSpec]:
+    """The graphs to export for whichever networks are given (``styles``: also ``generator_styles``)."""
     specs = []
     gen = lambda *s: (lambda n: torch.randn(n, *s, generator=torch.Generator().manual_seed(n)))  # noqa: E731
     if G is not None:
         specs.append(GraphSpec("generator", _Synthesis(G), {"ws": gen(G.num_ws, G.w_dim)}, ["image"], 5e-3))
+    if G is not None and styles:  # edits of a few deviations' size, as the directions steerer makes them
+        s_inputs = {"ws": gen(G.num_ws, G.w_dim), "style_delta": lambda n: 0.3 * torch.randn(
+            n, sum(G.synthesis.style_channels), generator=torch.Generator().manual_seed(100 + n))}
+        specs.append(GraphSpec("generator_styles", _StyledSynthesis(G), s_inputs, ["image"], 5e-3))
     if mapper is not None:
         m_inputs = {"ws": gen(mapper.num_ws, mapper.w_dim), "e": lambda n: _unit(n, mapper.clip_dim, n),
                     "strength": lambda n: torch.full((n,), 0.5)}
@@ -199,10 +216,10 @@ def _io(inputs: dict, example: tuple) -> dict:
 
 
 def export_all(out_dir: Path, G=None, encoder=None, mapper=None, fp16: bool = False, fused: bool = False,
-               log: Callable[[str], None] = print) -> list[dict]:
+               log: Callable[[str], None] = print, styles: bool = False) -> list[dict]:
     """Export (and check) every given stage into ``out_dir``; writes ``out_dir/export.json``."""
     reports = []
-    for spec in stage_specs(G, encoder, mapper, fused=fused):
+    for spec in stage_specs(G, encoder, mapper, fused=fused, styles=styles):
         # The log-mel's dB floor (1e-10) underflows in half precision: the audio graph stays fp32.
         for half in ([False, True] if fp16 and spec.name != "audio" else [False]):
             r = export_graph(spec, out_dir, fp16=half)
@@ -227,4 +244,5 @@ def export_networks(opts: ExportOptions, log: Callable[[str], None] = print) -> 
         preset = load_preset(opts.preset)
         G, encoder = generator_from_preset(preset), encoder_from_preset(preset)
         mapper = mapper_from_preset(preset, G, encoder.embed_dim)
-    return export_all(Path(opts.out), G, encoder, mapper, fp16=opts.fp16, fused=opts.fused, log=log)
+    return export_all(Path(opts.out), G, encoder, mapper, fp16=opts.fp16, fused=opts.fused, log=log,
+                      styles=opts.styles)

@@ -42,6 +42,15 @@ def add_parsers(subs) -> None:
     rig.add_argument("--ndi", nargs="?", const="livesound", metavar="NAME", help="send frames as an NDI source")
     rig.add_argument("--v4l2", nargs="?", const="", metavar="DEVICE", help="send frames to a v4l2loopback camera")
     rig.add_argument("--preset-file", metavar="JSON", help="live presets 1-9 and the MIDI map (created on store)")
+    st = lv.add_argument_group("steering (docs/meaning.md)")
+    st.add_argument("--steer", choices=["mapper", "optimize", "directions"], default=None,
+                    help="how the sound moves the picture: the mapper, live optimisation of the paper's loss, or "
+                         "StyleCLIP's global directions (default: the mapper)")
+    st.add_argument("--directions", metavar="FILE", help="--steer directions: StyleCLIP's fs3.npy (S_mean_std "
+                                                         "beside it) or a file of `livesound directions build`")
+    st.add_argument("--beta", type=float, help="--steer directions: disentanglement threshold (default 0.15)")
+    st.add_argument("--learn", metavar="BANK", help="--steer optimize: add converged offsets to this bank file "
+                                                    "(created if missing), saved at exit")
     lv.add_argument("--backend", help="onnxruntime or tensorrt for every accelerated stage, or per stage: "
                                       "encode=onnxruntime,map=torch,synthesize=onnxruntime (default torch)")
     lv.add_argument("--pin-threads", default="auto", metavar="off|auto|R,L",
@@ -58,7 +67,8 @@ def run_live(args) -> int:
         live=LiveOptions(preset=args.preset, source=args.source, device=args.device, generator=args.generator,
                          encoder=args.encoder, mapper=args.mapper, clip=args.clip, labels=split_list(args.labels),
                          strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
-                         backend=args.backend, pin_threads=args.pin_threads),
+                         backend=args.backend, pin_threads=args.pin_threads, steer=args.steer,
+                         directions=args.directions, beta=args.beta, learn=args.learn),
         rig=RigOptions(osc_in=args.osc_in, osc_out=args.osc_out, midi=args.midi, ndi=args.ndi, v4l2=args.v4l2,
                        preset_file=args.preset_file),
         headless=args.headless, frames=args.frames, out=args.out, hop_fps=args.hop_fps, record=args.record,

@@ -12,7 +12,7 @@ from livesound.audio.sources import FileSource, SynthSource
 from livesound.live.affinity import parse_pin, plan
 from livesound.live.backends import parse_backend_choice
 from livesound.live.pipeline import LiveSettings, Pipeline
-from livesound.live.steering import MapperSteer, Steerer
+from livesound.live.steering import MapperSteer, SteerContext, Steerer, make_steerer
 from livesound.models.fast_paths import apply_fast_paths
 from livesound.models.presets import (
     Preset,
@@ -44,6 +44,10 @@ class LiveOptions:
                                      # None: the preset's live.backend (torch if it names none)
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
     pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
+    steer: str | None = None         # a kind of livesound.live.steering.STEERERS; None: the mapper
+    directions: str | None = None    # --steer directions: fs3.npy (StyleCLIP) or `livesound directions build`'s file
+    beta: float | None = None        # --steer directions: disentanglement threshold (None: the steerer's default)
+    learn: str | None = None         # --steer optimize: a bank file that converged offsets are added to
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
         plan(parse_pin(self.pin_threads))
@@ -82,11 +86,13 @@ def build_pipeline(opts: LiveOptions) -> Pipeline:
     settings = live_settings(preset, opts)
     G = apply_fast_paths(generator_from_preset(preset, opts.generator))  # the measured CPU winners, parity-tested
     encoder = encoder_from_preset(preset, opts.encoder).eval()
-    steerer = steerer_from_preset(preset, G, encoder.embed_dim, opts.mapper)
     clip = clip_from_preset(preset, opts.clip)
+    steerer = make_steerer(opts.steer or "mapper", SteerContext(preset, opts, G, encoder, clip, settings.window_s))
     backend = opts.backend if opts.backend is not None else preset.extra.get("live", {}).get("backend")
-    return Pipeline(G, encoder, steerer, clip, settings, backends=parse_backend_choice(backend),
-                    backend_threads=opts.backend_threads)
+    backends = parse_backend_choice(backend)
+    if steerer.network is None:  # nothing to export: the map stage runs the steerer in torch
+        backends["map"] = "torch"
+    return Pipeline(G, encoder, steerer, clip, settings, backends=backends, backend_threads=opts.backend_threads)
 
 
 def open_source(opts: LiveOptions):

@@ -116,11 +116,12 @@ class Pipeline:
             raise ValueError("exported generators bake in the constant noise: use noise_mode 'const'")
         for stage, name in self.backends.items():
             if name != "torch":
-                self.runners[stage] = make_backend(stage, name, self.network(stage), backend_threads)
+                graph = "generator_styles" if stage == "synthesize" and steerer.edits_styles else None
+                self.runners[stage] = make_backend(stage, name, self.network(stage), backend_threads, graph=graph)
         self.set_seed(self.s.seed)
 
-    def _synthesis(self, G) -> Callable[[torch.Tensor], torch.Tensor]:
-        return lambda ws: G.synthesis(ws, noise_mode=self.s.noise_mode)
+    def _synthesis(self, G) -> Callable[..., torch.Tensor]:
+        return lambda ws, style_delta=None: G.synthesis(ws, noise_mode=self.s.noise_mode, style_delta=style_delta)
 
     def network(self, stage: str) -> torch.nn.Module:
         """The module a backend of ``stage`` runs (what an accelerated backend exports)."""
@@ -136,7 +137,11 @@ class Pipeline:
         torch. Only swaps references and recomputes the source latent, so it fits between two frames."""
         runners = dict(runners or {})
         if steerer is not None:
-            self.steerer = steerer
+            old, self.steerer = self.steerer, steerer
+            steerer.fixed_step = old.fixed_step
+            old.close()
+            if steerer.edits_styles != old.edits_styles and generator is None:
+                self._use("synthesize", None)  # an exported generator has one input or the other; torch has both
             self.torch_runners["map"] = TorchBackend(steerer)
             self._use("map", runners.get("map"))
         if generator is not None:
@@ -205,7 +210,10 @@ class Pipeline:
         return self.runners["map"](ws_src, e, k)                              # [1, num_ws, w_dim]
 
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
-        return self.runners["synthesize"](ws)                                 # [1, 3, R, R]
+        delta = self.steerer.style_delta  # the map stage's StyleSpace edit, when the steerer makes one
+        if delta is None:
+            return self.runners["synthesize"](ws)                             # [1, 3, R, R]
+        return self.runners["synthesize"](ws, delta)
 
     @staticmethod
     def to_rgb8(img: torch.Tensor) -> np.ndarray:
@@ -256,6 +264,7 @@ def run_fixed_step(pipeline: Pipeline, audio: np.ndarray, frames: int, hop_sampl
     ``before_frame`` (the rig's controls, `livesound.rig`) runs before each frame and returns its strength.
     """
     pipeline.times = StageTimes()
+    pipeline.steerer.fixed_step = True  # background work (live optimisation) runs inline: reproducible frames
     clock = StageClock(pipeline.times)
     dt = hop_samples / pipeline.sample_rate
     strength = pipeline.s.strength

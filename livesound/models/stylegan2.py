@@ -263,9 +263,12 @@ class ModulatedConv(nn.Module):
         return torch.stack(phases, 1).reshape(o * 4, i, 3, 3)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None,
-                const_noise: bool = False) -> torch.Tensor:
-        """``const_noise``: ``noise`` is this layer's ``noise_const`` (the fused epilogue has it baked in)."""
+                const_noise: bool = False, style_delta: torch.Tensor | None = None) -> torch.Tensor:
+        """``const_noise``: ``noise`` is this layer's ``noise_const`` (the fused epilogue has it baked in).
+        ``style_delta`` [N or 1, in]: added to the styles (a StyleSpace edit); None leaves them untouched."""
         styles = self.affine(w)                                   # [N, in]
+        if style_delta is not None:
+            styles = styles + style_delta
         weight = self.weight * self.weight_gain                   # [out, in, 3, 3]
         dcoefs = (styles.square() @ weight.square().sum([2, 3]).t() + 1e-8).rsqrt()  # [N, out]
         if self.modconv == "grouped":
@@ -366,6 +369,29 @@ class SynthesisNetwork(nn.Module):
         return {"fold_fir": first.fold_fir, "fused_act": first.fused_act, "channels_last": self.channels_last,
                 "modconv": first.modconv}
 
+    @property
+    def style_channels(self) -> list[int]:
+        """Width of each modulated convolution's style vector, in layer order. These are the channels a
+        ``style_delta`` edits (StyleSpace without the ToRGB styles, as StyleCLIP's global directions)."""
+        return [int(layer.affine.weight.shape[0]) for layer in self.layers]
+
+    def styles(self, ws: torch.Tensor) -> torch.Tensor:
+        """The convolutions' styles ``affine(w)`` of w+ [N, num_ws, w_dim], concatenated: [N, sum(style_channels)]."""
+        return torch.cat([layer.affine(ws[:, i].to(self.const.dtype)) for i, layer in enumerate(self.layers)], 1)
+
+    def _split_styles(self, style_delta: torch.Tensor | None) -> list[torch.Tensor | None]:
+        if style_delta is None:
+            return [None] * len(self.layers)
+        widths = self.style_channels
+        torch._assert(style_delta.ndim == 2 and style_delta.shape[1] == sum(widths),
+                      f"style_delta must be [N, {sum(widths)}] (one value per style channel)")
+        style_delta = style_delta.to(self.const.dtype)
+        out, start = [], 0
+        for n in widths:
+            out.append(style_delta[:, start:start + n])
+            start += n
+        return out
+
     def make_noise(self, batch: int, mode: NoiseMode, generator: torch.Generator | None = None
                    ) -> list[torch.Tensor | None]:
         if mode not in NOISE_MODES:
@@ -379,23 +405,26 @@ class SynthesisNetwork(nn.Module):
                 for l in self.layers]
 
     def forward(self, ws: torch.Tensor, noise_mode: NoiseMode = "const",
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, style_delta: torch.Tensor | None = None) -> torch.Tensor:
+        """``style_delta`` [N or 1, sum(style_channels)]: an edit added to the convolutions' styles
+        (``styles = affine(w) + delta``); None (or zeros) draws exactly what w+ alone draws."""
         if ws.ndim == 2:
             ws = ws.unsqueeze(1).repeat(1, self.num_ws, 1)
         torch._assert(ws.ndim == 3 and ws.shape[1] == self.num_ws and ws.shape[2] == self.w_dim,
                       f"ws must be [N, {self.num_ws}, {self.w_dim}] (or [N, {self.w_dim}])")
         ws = ws.to(self.const.dtype)
         noise = self.make_noise(ws.shape[0], noise_mode, generator)
+        delta = self._split_styles(style_delta)
         x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # [N, C, 4, 4]
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         const = noise_mode == "const"
-        x = self.layers[0](x, ws[:, 0], noise[0], const)
+        x = self.layers[0](x, ws[:, 0], noise[0], const, delta[0])
         img = self.torgbs[0](x, ws[:, 1])
         for b in range(1, len(self.torgbs)):
             i = 2 * b - 1
-            x = self.layers[i](x, ws[:, i], noise[i], const)
-            x = self.layers[i + 1](x, ws[:, i + 1], noise[i + 1], const)
+            x = self.layers[i](x, ws[:, i], noise[i], const, delta[i])
+            x = self.layers[i + 1](x, ws[:, i + 1], noise[i + 1], const, delta[i + 1])
             img = upsample2d(img, self.skip_up) + self.torgbs[b](x, ws[:, i + 2])
         return img
 

@@ -74,6 +74,7 @@ class Show:
         if self.rig is not None:
             self.rig.close()
             self.rig = None
+        self.pipeline.steerer.close()  # its workers stop; what it learned (--learn) is saved
         if code:
             return ShowResult(headless=self.headless, stats=stats, code=code)
         if self.opts.stats:

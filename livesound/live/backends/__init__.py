@@ -48,14 +48,16 @@ def parse_backend_choice(text: str | None) -> dict[str, str]:
     return choice
 
 
-def make_backend(stage: str, backend: str, module: nn.Module, threads: int = 1):
+def make_backend(stage: str, backend: str, module: nn.Module, threads: int = 1, graph: str | None = None):
     """An accelerated backend running ``module`` (the generator, the steerer's network or the encoder) as
-    ``stage``; the torch backend is the module itself (``TorchBackend``)."""
+    ``stage``; the torch backend is the module itself (``TorchBackend``). ``graph`` names another graph of the
+    stage's module than its default (``generator_styles``: the generator with a style-offset input)."""
     if stage not in GRAPH_NAMES:
         raise ValueError(f"stage {stage!r} has no accelerated backend; stages: {', '.join(ACCELERATED_STAGES)}")
+    graph = graph or GRAPH_NAMES[stage]
     if backend == "onnxruntime":
-        return OrtBackend(cached_onnx(GRAPH_NAMES[stage], module), threads=threads)
+        return OrtBackend(cached_onnx(graph, module), threads=threads)
     if backend == "tensorrt":
-        return tensorrt_backend(cached_onnx(GRAPH_NAMES[stage], module))
+        return tensorrt_backend(cached_onnx(graph, module))
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 

@@ -32,9 +32,10 @@ def fingerprint(module: torch.nn.Module, extra: str = "") -> str:
 
 
 def cached_onnx(graph: str, module: torch.nn.Module) -> Path:
-    """The ONNX graph ``graph`` ("generator", "mapper" or "encoder") of ``module`` from the cache, exported (and
-    parity-checked) on first use."""
-    spec = next(s for s in stage_specs(**{_SPEC_ARG[graph]: module}) if s.name == graph)
+    """The ONNX graph ``graph`` ("generator", "generator_styles", "mapper" or "encoder") of ``module`` from the
+    cache, exported (and parity-checked) on first use."""
+    spec = next(s for s in stage_specs(**{_SPEC_ARG[graph]: module}, styles=graph == "generator_styles")
+                if s.name == graph)
     fast = getattr(getattr(module, "synthesis", None), "fast_paths", None)  # a fast path changes the graph
     extra = str(sorted(fast.items())) if fast and any(v not in (False, "shared") for v in fast.values()) else ""
     folder = engines_dir() / f"{graph}-{fingerprint(module, extra)}"
@@ -49,4 +50,4 @@ def cached_onnx(graph: str, module: torch.nn.Module) -> Path:
     return path
 
 
-_SPEC_ARG = {"generator": "G", "mapper": "mapper", "encoder": "encoder"}
+_SPEC_ARG = {"generator": "G", "generator_styles": "G", "mapper": "mapper", "encoder": "encoder"}
