@@ -3,7 +3,7 @@ function (its ``run_*`` in the command group's module); ``main`` is the one plac
 exit codes.
 
 Command groups: ``offline`` (generate, embed, convert, presets, optimize, interpolate, eval latent-agreement),
-``live``, ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other evaluations).
+``live``, ``directions`` (build), ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other evaluations).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from livesound import __version__
-from livesound.cli import bench, export, live, offline, train
+from livesound.cli import bench, directions, export, live, offline, train
 from livesound.cli.common import Formatter, sub
 
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     offline.add_generate_parser(subs)
     live.add_parsers(subs)
+    directions.add_parsers(subs)
     export.add_parsers(subs)
     bench.add_parsers(subs)
     offline.add_parsers(subs)

@@ -24,6 +24,8 @@ def add_parsers(subs) -> None:
     ex.add_argument("--out", default="engines", help="output folder")
     ex.add_argument("--fp16", action="store_true", help="also write *_fp16.onnx graphs (for GPUs)")
     ex.add_argument("--fused", action="store_true", help="also write the fused embedding -> image graph")
+    ex.add_argument("--styles", action="store_true", help="also write generator_styles.onnx (a style-offset input, "
+                                                          "for --steer directions)")
     ex.add_argument("--onnx", metavar="DIR", help="tensorrt: folder of .onnx graphs to build engines from")
     ex.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp16", help="tensorrt precision")
     ex.add_argument("--max-batch", type=int, default=4, help="tensorrt: largest batch of the profile")
@@ -37,7 +39,7 @@ def run_export_onnx(args) -> int:
     from exporters.onnx import ExportOptions, export_networks
 
     opts = ExportOptions(preset=args.preset, generator=args.generator, encoder=args.encoder, mapper=args.mapper,
-                         out=args.out, fp16=args.fp16, fused=args.fused)
+                         out=args.out, fp16=args.fp16, fused=args.fused, styles=args.styles)
     export_networks(opts, log=tell("export"))
     print(f"livesound export: wrote {Path(opts.out)} (graphs and export.json)")
     return 0
