@@ -145,7 +145,7 @@ class OptimizeSteer(Steerer):
             f = clip_image_embedding(clip, img)                                      # [1, D]
             terms = [1 - AUDIO_SCALE * (f * emb).sum() for emb, _ in targets]
             reg = self.s.l2_lambda * d.square().sum()
-            if len(targets) == 1:
+            if len(targets) == 1 and targets[0][1] is None:
                 (grad,) = torch.autograd.grad(terms[0] + reg, d)
             else:  # each embedding's gradient only on its own layers (a text on some groups, sound on the rest)
                 grad = torch.autograd.grad(reg, d, retain_graph=True)[0]
