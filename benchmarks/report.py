@@ -247,8 +247,33 @@ def render() -> str:
         out += ["## Offline optimisation (`python benchmarks/bench_optimize.py`)", "",
                 f"{opt['step_p50_ms']:.0f} ms per step (p50) on the {opt['model']} preset, {opt['threads']} thread; "
                 f"a 300-step run measured {opt['run_300_measured_s']:.1f} s.", ""]
+    out += steering_section(_load("steering_demo_cpu.json"))
     out += robustness_section()
     return "\n".join(out) + "\n"
+
+
+def steering_section(d: dict | None) -> list[str]:
+    """Per-frame cost of each steering mode and a directions build (`bench_steering.py`), when recorded."""
+    if not d:
+        return []
+    out = ["## Steering modes (`python benchmarks/bench_steering.py`)", "",
+           f"Renderer-side ms per frame on the {d['model']} preset ({d['backends']}), {d['threads']} torch thread, "
+           f"p50 / p99; fixed-step is a headless file run, live the threaded engine on the synthetic source "
+           f"(machine load average {d.get('load_average_1min_at_start', '?')} at the start: shared with other work).",
+           "", "| mode | fixed-step map | fixed-step frame | live map | live frame | live fps |",
+           "|---|---|---|---|---|---|"]
+    for mode, fixed in d["fixed_step"].items():
+        lv = d["live"][mode]
+        extra = f" (worker {lv['worker_steps_per_s']:.1f} steps/s)" if "worker_steps_per_s" in lv else ""
+        out.append(f"| {mode} | {_cells(fixed['map'], ('p50_ms', 'p99_ms'))} | "
+                   f"{_cells(fixed['frame'], ('p50_ms', 'p99_ms'))} | {_cells(lv['map'], ('p50_ms', 'p99_ms'))} | "
+                   f"{_cells(lv['frame'], ('p50_ms', 'p99_ms'))} | {lv['fps']:.1f}{extra} |")
+    build = d.get("directions_build")
+    if build:
+        out += ["", f"`directions build --preset {d['model']}`: {build['per_sample_s']:.0f} s per sample "
+                    f"({build['images_per_sample']} images: two per style channel); 32 samples extrapolate to "
+                    f"{build['samples_32_extrapolated_s'] / 60:.0f} min."]
+    return out + ["", "![steering](results/steering_demo_cpu.png)", ""]
 
 
 def robustness_section() -> list[str]:

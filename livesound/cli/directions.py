@@ -27,7 +27,7 @@ def add_parsers(subs) -> None:
     b.add_argument("--samples", type=int, default=100, help="latents each channel's direction is averaged over "
                                                             "(StyleCLIP: 100)")
     b.add_argument("--sigma", type=float, default=5.0, help="how far each channel moves, in deviations (StyleCLIP: 5)")
-    b.add_argument("--batch", type=int, default=16, help="channels per generator call (two images each)")
+    b.add_argument("--batch", type=int, default=32, help="channels per generator call (two images each)")
     b.add_argument("--stats-samples", type=int, default=20_000,
                    help="latents for the style means and deviations (StyleCLIP: 100000)")
     b.add_argument("--seed", type=int, default=0, help="first seed of the samples")

@@ -151,7 +151,7 @@ class DirectionsOptions:
     out: str = "directions.safetensors"
     samples: int = 100                # latents each channel's direction is averaged over (StyleCLIP: 100)
     sigma: float = 5.0                # how far each channel moves, in deviations (StyleCLIP: 5)
-    batch: int = 16                   # channels per generator call (each gives two images)
+    batch: int = 32                   # channels per generator call (each gives two images)
     stats_samples: int = 20_000       # latents for the style means and deviations (StyleCLIP: 100,000)
     seed: int = 0                     # the samples are the seeds seed .. seed + samples - 1
     progress: bool = True
