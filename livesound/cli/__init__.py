@@ -3,7 +3,8 @@ function (its ``run_*`` in the command group's module); ``main`` is the one plac
 exit codes.
 
 Command groups: ``offline`` (generate, embed, convert, presets, optimize, interpolate, eval latent-agreement),
-``live``, ``directions`` (build), ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other evaluations).
+``live``, ``directions`` (build), ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other
+evaluations).
 """
 
 from __future__ import annotations

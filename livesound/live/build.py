@@ -51,6 +51,10 @@ class LiveOptions:
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
         plan(parse_pin(self.pin_threads))
+        if self.learn and self.steer != "optimize":
+            raise ValueError("--learn works with --steer optimize (it keeps what the optimisation converged to)")
+        if (self.directions or self.beta is not None) and self.steer != "directions":
+            raise ValueError("--directions and --beta work with --steer directions")
 
 
 def steerer_from_preset(preset: Preset, G, clip_dim: int, mapper_path: str | Path | None = None) -> Steerer:

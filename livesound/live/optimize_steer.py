@@ -15,6 +15,8 @@ Threading contract
   to the next), and puts a copy of the offset into a latest-wins slot. It alone touches the offset, the optimiser
   and the learning state.
 - ``close()`` (end of the show, any thread): stops and joins the worker, then saves what was learned.
+A worker that raises stops; the renderer's next call raises its error once (a counted fault of the ``map``
+stage, that frame dropped) and the call after starts a fresh worker from the last offset.
 Fixed-step mode (``fixed_step``, set by the fixed-step loop for headless files): there is no worker; each call
 first runs ``fixed_steps`` steps inline, so the same file gives the same frames (each frame then pays for them).
 
@@ -88,11 +90,9 @@ class OptimizeSteer(Steerer):
         self.error: BaseException | None = None
 
     def describe(self) -> str:
-        how = f"{self.s.fixed_steps} step(s) per frame" if self.fixed_step else \
-            f"a worker, {self.s.steps_per_round} steps per round"
         learn = f"; learning into {Path(self.learn_path).name}" if self.learn_path else ""
         meaning = "" if self.trained else "; untrained CLIP: moves the picture, not by meaning"
-        return f"optimize (the paper's loss on {how}{learn}{meaning})"
+        return f"optimize (the paper's loss, warm-started, lr {self.s.lr}{learn}{meaning})"
 
     # -- the renderer's call ----------------------------------------------------------------------------------
     def forward(self, ws: torch.Tensor, e: torch.Tensor | dict[str, torch.Tensor],
@@ -102,8 +102,9 @@ class OptimizeSteer(Steerer):
             with torch.inference_mode(False), torch.enable_grad():
                 self._run(ws[:1].clone(), self._targets(e), self.s.fixed_steps)
             return ws + k * self._offset.detach()
-        if self.error is not None:
-            raise RuntimeError(f"the optimiser worker failed: {self.error}") from self.error
+        if self.error is not None:  # counted as this frame's fault; the next frame starts a fresh worker
+            error, self.error, self._worker = self.error, None, None
+            raise RuntimeError(f"the optimiser worker failed and restarts: {error}") from error
         self._job_id += 1
         self._jobs.put((self._job_id, ws[:1].detach().clone(), self._detached(e)))
         self._start()
@@ -192,8 +193,8 @@ class OptimizeSteer(Steerer):
                 if self._settled:  # converged on a steady sound: follow it at a walk, leave the CPU to the renderer
                     self._stop.wait(0.05)
         except Exception as e:  # noqa: BLE001 - handed to the renderer, which raises it as a stage fault
-            self.error = e
             log.exception("livesound: the optimiser worker failed: %s", e)
+            self.error = e
 
     def _converged(self) -> bool:
         n = self.s.plateau_steps

@@ -19,6 +19,10 @@ are for inference (gradients reach the activations and styles, not the weights t
   demodulation scale, so the epilogue is one multiply-add and an in-place leaky ReLU (2 passes instead of 6).
 - ``channels_last``: NHWC activations and weights, oneDNN's native layout on the CPU.
 ``modconv="grouped"`` is the reference implementations' per-sample grouped convolution, for comparison only.
+
+Style offsets: ``SynthesisNetwork.forward(ws, style_delta=...)`` adds an edit to every modulated convolution's
+styles, ``styles = affine(w) + delta`` (StyleSpace, as StyleCLIP's global directions edit it; the ToRGB styles are
+left alone). ``style_channels`` gives each convolution's width; a zero or absent delta draws exactly what w+ draws.
 """
 
 from __future__ import annotations
