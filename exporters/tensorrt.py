@@ -341,11 +341,20 @@ class EnginesOptions:
     out: str = "engines"
     precision: str = "fp16"
     max_batch: int = 4                # the largest batch of each dynamic profile
+    device: str = "auto"              # the GPU to build on: auto, cuda or cuda:N (cpu: refused, engines need one)
 
 
 def build_engines(opts: EnginesOptions, log: Callable[[str], None] = print) -> list[dict]:
     """``build_engine`` for each graph, sharing one timing cache ``out/timing.cache``; ``log`` hears
     ``graph.onnx -> graph.engine`` per engine built. Returns the sidecars."""
+    import torch
+
+    from livesound.live.device import DeviceUnavailable, resolve_device
+
+    device = resolve_device(opts.device)
+    if device.type != "cuda":
+        raise DeviceUnavailable(f"TensorRT engines are built on a CUDA GPU; --device {opts.device} gives none here")
+    torch.cuda.set_device(device)
     src, out = Path(opts.onnx or opts.out), Path(opts.out)
     graphs = sorted(src.glob("*.onnx"))
     if not graphs:

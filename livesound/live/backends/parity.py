@@ -26,11 +26,14 @@ TOLERANCE = {"synthesize": f"PSNR >= {MIN_PSNR_DB:g} dB", "encode": f"cosine >= 
              "map": f"RMS error <= {100 * MAX_REL_RMS:g}% of the output's RMS"}
 
 
+MAX_PSNR_DB = 200.0  # identical images (and float rounding) read as this, so reports stay plain JSON numbers
+
+
 def psnr_db(got: torch.Tensor, want: torch.Tensor) -> float:
-    """PSNR of two images in about [-1, 1], clamped there (peak-to-peak 2); inf for identical images."""
+    """PSNR of two images in about [-1, 1], clamped there (peak-to-peak 2), at most ``MAX_PSNR_DB``."""
     got, want = got.detach().float().cpu().clamp(-1, 1), want.detach().float().cpu().clamp(-1, 1)
     mse = float((got - want).square().mean())
-    return math.inf if mse == 0 else 20 * math.log10(2.0) - 10 * math.log10(mse)
+    return MAX_PSNR_DB if mse == 0 else min(MAX_PSNR_DB, 20 * math.log10(2.0) - 10 * math.log10(mse))
 
 
 def compare(stage: str, got: torch.Tensor, want: torch.Tensor) -> dict:
