@@ -14,9 +14,8 @@ import pytest
 import torch
 
 from livesound.cli import main
-from livesound.live.backends import Unavailable, make_backend, parity, unavailable_reason
+from livesound.live.backends import Unavailable, capability, make_backend, parity, unavailable_reason
 from livesound.live.backends import auto as auto_mod
-from livesound.live.backends import capability
 from livesound.live.build import LiveOptions, build_pipeline
 from livesound.live.pipeline import run_fixed_step
 from livesound.models.stylegan2 import GeneratorConfig, build_generator

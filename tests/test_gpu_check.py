@@ -48,7 +48,8 @@ def test_report_says_plainly_when_no_gpu_was_measured(tmp_path, monkeypatch):
     report = _module("report")
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     assert "Not measured" in "\n".join(report.gpu_section())
-    (tmp_path / "gpu_nvidia-test-gpu.json").write_text(json.dumps(REPORT | {"goals": _module("gpu_check").judge(REPORT)}))
+    goals = _module("gpu_check").judge(REPORT)
+    (tmp_path / "gpu_nvidia-test-gpu.json").write_text(json.dumps(REPORT | {"goals": goals}))
     text = "\n".join(report.gpu_section())
     assert "### NVIDIA Test GPU" in text and "| 512 | torch-fp16 | 3.0 / 3.2 / 3.2 | 333 | 52.0 |" in text
     assert "unavailable: TensorRT is not installed" in text and "| 1024 px p99 ms | 8 | 8.50 | False |" in text
