@@ -102,6 +102,7 @@ def main() -> None:
     args = ap.parse_args()
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
+    load_before = os.getloadavg()  # other processes share the cores: the report says how busy the machine was
     out = args.json or RESULTS / f"reference_{args.size}px_cm{args.channel_multiplier}_cpu.json"
     cpu = torch.device("cpu")
 
@@ -154,7 +155,7 @@ def main() -> None:
                "best": best, "best_speedup": entries[best]["speedup_vs_reference"] if best else None,
                "goal": {"speedup": GOAL_SPEEDUP, "min_psnr_db": parity.MIN_PSNR_DB,
                         "met": bool(best and entries[best]["speedup_vs_reference"] >= GOAL_SPEEDUP)},
-               "machine": machine_info(threads)}
+               "machine": machine_info(threads) | {"load_average_1min": [load_before[0], os.getloadavg()[0]]}}
     write_json(out, _public(result))
     plot(result, out.with_suffix(".png"))
     verdict = "met" if result["goal"]["met"] else "NOT met"

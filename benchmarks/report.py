@@ -252,6 +252,12 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
+def _busy(machine: dict) -> str:
+    """', load average 8.1 to 8.6' where the run recorded how busy the machine was (its cores are shared)."""
+    la = machine.get("load_average_1min")
+    return f", load average {la[0]:.1f} to {la[1]:.1f} on {machine['cpu_count']} cores" if la else ""
+
+
 def reference_section() -> list[str]:
     """``bench_reference.py``: each backend against rosinality's eager model.py, same weights, threads and run."""
     out = []
@@ -266,7 +272,7 @@ def reference_section() -> list[str]:
                 f"--size {r['size']} --channel-multiplier {r['channel_multiplier']} --threads {m['threads']}`)", "",
                 f"{r['code']}; {r['size']} px, channel multiplier {r['channel_multiplier']}, the same seeded weights "
                 f"through livesound's rosinality loader; {m['processor']} (bf16: {'yes' if m.get('cpu_bf16') else 'no'}"
-                f"), {m['threads']} threads, {d['frames']} alternating rounds, {m['date']}. Best within "
+                f"), {m['threads']} threads, {d['frames']} alternating rounds, {m['date']}{_busy(m)}. Best within "
                 f"{goal['min_psnr_db']:g} dB: **{d['best']}** at {d['best_speedup']:.2f}x (goal "
                 f"{goal['speedup']:g}x: {'met' if goal['met'] else 'not met'}).{unavailable}", "",
                 "| backend | p50 / p95 ms | speed-up | PSNR dB |", "|---|---|---|---|", *rows, "",
