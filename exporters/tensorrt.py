@@ -347,18 +347,19 @@ class EnginesOptions:
 def build_engines(opts: EnginesOptions, log: Callable[[str], None] = print) -> list[dict]:
     """``build_engine`` for each graph, sharing one timing cache ``out/timing.cache``; ``log`` hears
     ``graph.onnx -> graph.engine`` per engine built. Returns the sidecars."""
-    import torch
-
-    from livesound.live.device import DeviceUnavailable, resolve_device
-
-    device = resolve_device(opts.device)
-    if device.type != "cuda":
-        raise DeviceUnavailable(f"TensorRT engines are built on a CUDA GPU; --device {opts.device} gives none here")
-    torch.cuda.set_device(device)
     src, out = Path(opts.onnx or opts.out), Path(opts.out)
     graphs = sorted(src.glob("*.onnx"))
     if not graphs:
         raise ValueError(f"{src}: no .onnx graphs to build engines from (run `livesound export onnx` first)")
+    if opts.device != "auto":  # auto: the current GPU, and build_engine says what is missing after its op check
+        import torch
+
+        from livesound.live.device import DeviceUnavailable, resolve_device
+
+        device = resolve_device(opts.device)
+        if device.type != "cuda":
+            raise DeviceUnavailable(f"TensorRT engines are built on a CUDA GPU, not on --device {opts.device}")
+        torch.cuda.set_device(device)
     infos = []
     for g in graphs:
         info = build_engine(g, out / g.with_suffix(".engine").name, precision=opts.precision,
