@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import threading
 import time
@@ -88,7 +89,8 @@ def measure_live(preset: str = "demo", backend: str | None = None, seconds: floa
         "frame_interval": summary_ms(intervals, peak=True),
         "onset_to_frame_latency": summary_ms(latencies, peak=True) | {
             "n": len(latencies), "onsets": sum(1 for t in arrivals.values() if t >= t0), "reacts_at_onset": REACTS},
-        "stages": stages_ms, "overruns": src.ring.overruns,
+        "stages": stages_ms, "overruns": src.ring.overruns, "stage_backends": dict(stages.backends),
+        "load_average_1min": os.getloadavg()[0],  # the cores are shared: how busy the machine was at the end
         "device": f"CPU: {platform.processor() or platform.machine()}, 2 worker threads x 1 torch thread",
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
     }

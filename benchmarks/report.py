@@ -248,6 +248,7 @@ def render() -> str:
                 f"{opt['step_p50_ms']:.0f} ms per step (p50) on the {opt['model']} preset, {opt['threads']} thread; "
                 f"a 300-step run measured {opt['run_300_measured_s']:.1f} s.", ""]
     out += steering_section(_load("steering_demo_cpu.json"))
+    out += reference_section() + gpu_section()
     out += robustness_section()
     return "\n".join(out) + "\n"
 
@@ -274,6 +275,59 @@ def steering_section(d: dict | None) -> list[str]:
                     f"({build['images_per_sample']} images: two per style channel); 32 samples extrapolate to "
                     f"{build['samples_32_extrapolated_s'] / 60:.0f} min."]
     return out + ["", "![steering](results/steering_demo_cpu.png)", ""]
+
+
+def _busy(machine: dict) -> str:
+    """', load average 8.1 to 8.6' where the run recorded how busy the machine was (its cores are shared)."""
+    la = machine.get("load_average_1min")
+    return f", load average {la[0]:.1f} to {la[1]:.1f} on {machine['cpu_count']} cores" if la else ""
+
+
+def reference_section() -> list[str]:
+    """``bench_reference.py``: each backend against rosinality's eager model.py, same weights, threads and run."""
+    out = []
+    for path in sorted(RESULTS.glob("reference_*_cpu.json")):
+        d = json.loads(path.read_text())
+        r, m = d["reference"], d["machine"]
+        rows = [f"| {name} | {_cells(b['stages']['generator'], ('p50_ms', 'p95_ms'))} | "
+                f"{b['speedup_vs_reference']:.2f}x | {b['psnr_db']:.1f} |" for name, b in d["backends"].items()]
+        unavailable = "".join(f" {n}: unavailable ({why})." for n, why in d.get("unavailable", {}).items())
+        goal = d["goal"]
+        out += [f"## Against the reference eager code (`python benchmarks/bench_reference.py --reference DIR "
+                f"--size {r['size']} --channel-multiplier {r['channel_multiplier']} --threads {m['threads']}`)", "",
+                f"{r['code']}; {r['size']} px, channel multiplier {r['channel_multiplier']}, the same seeded weights "
+                f"through livesound's rosinality loader; {m['processor']} (bf16: {'yes' if m.get('cpu_bf16') else 'no'}"
+                f"), {m['threads']} threads, {d['frames']} alternating rounds, {m['date']}{_busy(m)}. Best within "
+                f"{goal['min_psnr_db']:g} dB: **{d['best']}** at {d['best_speedup']:.2f}x (goal "
+                f"{goal['speedup']:g}x: {'met' if goal['met'] else 'not met'}).{unavailable}", "",
+                "| backend | p50 / p95 ms | speed-up | PSNR dB |", "|---|---|---|---|", *rows, "",
+                f"![reference](results/{path.with_suffix('.png').name})", ""]
+    return out
+
+
+def _num(x: float | None) -> str:
+    return "not measured" if x is None else f"{x:.2f}"
+
+
+def gpu_section() -> list[str]:
+    """``benchmarks/gpu_check.sh``: every GPU path, per device; says so plainly when none was run."""
+    files = sorted(RESULTS.glob("gpu_*.json"))
+    out = ["## GPU (`bash benchmarks/gpu_check.sh`)", ""]
+    if not files:
+        return out + ["Not measured: no GPU machine has run the check yet, so no GPU figure is claimed.", ""]
+    for path in files:
+        d = json.loads(path.read_text())
+        out += [f"### {d['device']} ({d['date']}, {path.name})", "",
+                "| px | backend | p50 / p95 / p99 ms | fps | PSNR dB |", "|---|---|---|---|---|"]
+        for g in d["generators"]:
+            out += [f"| {g['generator']['resolution']} | {n} | {_cells(b['stages']['generator'])} | {b['fps']:.0f} | "
+                    f"{b['psnr_db']:.1f} |" for n, b in g["backends"].items()]
+            out += [f"| {g['generator']['resolution']} | {n} | unavailable: {why} | | |"
+                    for n, why in g.get("unavailable", {}).items()]
+        out += ["", "| goal | target | measured | met |", "|---|---|---|---|"]
+        out += [f"| {k} | {v['goal']:g} | {_num(v['measured'])} | {v['met']} |" for k, v in d["goals"].items()]
+        out += [""]
+    return out
 
 
 def robustness_section() -> list[str]:

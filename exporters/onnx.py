@@ -59,6 +59,7 @@ class ExportOptions:
     fp16: bool = False                # also *_fp16.onnx graphs
     fused: bool = False               # also the fused embedding -> image graph
     styles: bool = False              # also the generator with a style-offset input (generator_styles)
+    device: str = "auto"              # where torch traces and runs the parity reference (livesound.live.device)
 
 
 @dataclass
@@ -160,7 +161,8 @@ def export_graph(spec: GraphSpec, out_dir: Path, fp16: bool = False, check: bool
         import copy
 
         module = copy.deepcopy(module).half()
-    example = tuple(make(2).to(dtype) for make in spec.inputs.values())
+    device = _device_of(module)
+    example = tuple(make(2).to(device, dtype) for make in spec.inputs.values())
     axes = {name: {0: "batch"} for name in [*spec.inputs, *spec.outputs]}
     # Written under a temporary name and renamed only once checked: a kill or a failed check mid-export
     # leaves the previous graph at ``path`` intact.
@@ -199,7 +201,7 @@ def parity(spec: GraphSpec, path: Path, fp16: bool = False) -> dict:
     for batch in (1, 3):
         inputs = [make(batch) for make in spec.inputs.values()]
         with torch.no_grad():
-            want = spec.module(*inputs).float().numpy()
+            want = spec.module(*[x.to(_device_of(spec.module)) for x in inputs]).float().cpu().numpy()
         feed = {n: x.numpy().astype(np.float16 if fp16 else np.float32) for n, x in zip(spec.inputs, inputs)}
         got = sess.run([spec.outputs[0]], feed)[0].astype(np.float32)
         err = float(np.abs(got - want).max())
@@ -209,6 +211,10 @@ def parity(spec: GraphSpec, path: Path, fp16: bool = False) -> dict:
     if not worst_abs <= tol:
         raise RuntimeError(f"{path}: ONNX Runtime differs from torch by {worst_abs:.3g} (tolerance {tol:.3g})")
     return {"max_abs_error": worst_abs, "max_rel_error": worst_rel, "tolerance": tol}
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
 def _io(inputs: dict, example: tuple) -> dict:
@@ -235,6 +241,9 @@ def export_all(out_dir: Path, G=None, encoder=None, mapper=None, fp16: bool = Fa
 def export_networks(opts: ExportOptions, log: Callable[[str], None] = print) -> list[dict]:
     """Load the networks ``opts`` names (only those, when any path is given; else the preset's generator,
     encoder and mapper) and ``export_all`` of them into ``opts.out``."""
+    from livesound.live.device import resolve_device
+
+    device = resolve_device(opts.device)
     G = encoder = mapper = None
     if opts.generator or opts.encoder or opts.mapper:
         G = load_generator(opts.generator) if opts.generator else None
@@ -244,5 +253,6 @@ def export_networks(opts: ExportOptions, log: Callable[[str], None] = print) -> 
         preset = load_preset(opts.preset)
         G, encoder = generator_from_preset(preset), encoder_from_preset(preset)
         mapper = mapper_from_preset(preset, G, encoder.embed_dim)
+    G, encoder, mapper = (None if m is None else m.to(device) for m in (G, encoder, mapper))
     return export_all(Path(opts.out), G, encoder, mapper, fp16=opts.fp16, fused=opts.fused, log=log,
                       styles=opts.styles)

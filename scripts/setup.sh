@@ -20,6 +20,26 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# The GPU runtime where there is an NVIDIA GPU (LIVESOUND_GPU=1 or 0 overrides the detection). onnxruntime and
+# onnxruntime-gpu are one module in two wheels: the CPU one goes (an install above may have brought it back),
+# then the GPU one is installed whole again, since removing the other deleted files they share.
+gpu="${LIVESOUND_GPU:-}"
+if [ -z "$gpu" ]; then
+    gpu=0
+    command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q "^GPU" && gpu=1
+fi
+has() { .venv/bin/python -m pip show "$1" >/dev/null 2>&1; }
+if [ "$gpu" = 1 ] && { has onnxruntime || ! has onnxruntime-gpu; }; then
+    echo "livesound setup: NVIDIA GPU found; installing onnxruntime-gpu (CUDA and TensorRT execution providers)"
+    .venv/bin/python -m pip uninstall --quiet -y onnxruntime
+    .venv/bin/python -m pip install --quiet --force-reinstall --no-deps -c constraints.txt onnxruntime-gpu
+    echo "livesound setup: for livesound's own TensorRT engines also: .venv/bin/pip install 'tensorrt>=10,<11'"
+elif [ "$gpu" = 0 ] && has onnxruntime-gpu; then
+    echo "livesound setup: no NVIDIA GPU; going back to the CPU onnxruntime"
+    .venv/bin/python -m pip uninstall --quiet -y onnxruntime-gpu
+    .venv/bin/python -m pip install --quiet --force-reinstall --no-deps -c constraints.txt onnxruntime
+fi
+
 # System libraries from Debian/Ubuntu packages: installed when running as root, else named.
 need_deb() {  # need_deb LIBRARY PURPOSE PACKAGE...
     local lib="$1" purpose="$2"; shift 2

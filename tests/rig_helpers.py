@@ -25,4 +25,4 @@ def shared_stages():
     """One demo build for every rig test module (building the networks is the slow part)."""
     from livesound.live.build import LiveOptions, build_pipeline
 
-    return build_pipeline(LiveOptions(preset="demo"))
+    return build_pipeline(LiveOptions(preset="demo", backend="onnxruntime"))  # the swap tests compare with ORT

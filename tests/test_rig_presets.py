@@ -157,7 +157,7 @@ def test_swapping_an_accelerated_stage_keeps_its_backend(stages, tmp_path):
     from livesound.live.backends.ort_stage import OrtBackend
 
     _, mpath = write_checkpoints(stages, tmp_path)
-    assert stages.backends["map"] == "onnxruntime"     # the demo preset's backend
+    assert stages.backends["map"] == "onnxruntime"     # the shared stages' backend (rig_helpers)
     saved = snapshot(stages)
     swap = CheckpointSwap(stages)
     try:

@@ -17,6 +17,7 @@ from livesound.bench import generator as generator_bench
 from livesound.bench import latency as latency_bench
 from livesound.bench import stages as stages_bench
 from livesound.files import write_json
+from livesound.live.device import resolve_device
 
 
 @dataclass
@@ -37,6 +38,7 @@ class BenchOptions:
     blocksize: int = 256              # latency: capture block size
     latency: str = "low"              # latency: capture device latency
     backend: str | None = None        # latency: stage backends as for ``livesound live --backend``
+    device: str = "auto"              # where the networks run: auto | cpu | cuda | cuda:N
 
 
 def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> tuple[Path, Path]:
@@ -48,25 +50,27 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> tup
         raise ValueError("--frames must be at least 1 and --warmup not negative")
     threads = opts.threads or os.cpu_count() or 1
     backends = [b.strip() for b in opts.backends.split(",") if b.strip()]
+    device = str(resolve_device(opts.device))  # a missing GPU is told before anything is built
     if opts.what == "latency":
         plot = latency_bench.plot_latency
         result = latency_bench.run_latency_bench(opts.preset, opts.seconds, opts.path, opts.blocksize, opts.latency,
-                                                 backend=opts.backend, log=log)
+                                                 backend=opts.backend, log=log, device=device)
     elif opts.stages == "generator":
         plot = generator_bench.plot_generator
         if opts.sizes and opts.generator:
             raise ValueError("give --generator or --sizes, not both")
         if opts.sizes:
             result = generator_bench.run_generator_sizes(generator_bench.parse_sizes(opts.sizes), backends,
-                                                         opts.frames, opts.warmup, threads, log)
+                                                         opts.frames, opts.warmup, threads, log, device=device)
         else:
             result = generator_bench.run_generator_bench(opts.generator, opts.preset, backends, opts.frames,
-                                                         opts.warmup, threads, log=log)
+                                                         opts.warmup, threads, log=log, device=device)
     else:
         if opts.generator:
             raise ValueError("--generator needs --stages generator (a whole frame runs the preset's networks)")
         plot = stages_bench.plot
-        result = stages_bench.run_bench(opts.preset, backends, opts.frames, opts.warmup, threads, log=log)
+        result = stages_bench.run_bench(opts.preset, backends, opts.frames, opts.warmup, threads, log=log,
+                                        device=device)
     out = Path(opts.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = Path(opts.plot) if opts.plot else out.with_suffix(".png")

@@ -19,7 +19,8 @@ import torch
 
 from livesound.audio.sources import SynthSource
 from livesound.bench.stats import figure, p50_bars, summary_ms
-from livesound.live.backends import BACKENDS
+from livesound.live.backends import AUTO, BACKENDS, unavailable_reason
+from livesound.live.backends.capability import cpu_has_bf16, cpu_name
 from livesound.live.build import LiveOptions, build_pipeline
 
 REPORT_STAGES = ("features", "encoder", "mapper", "generator", "total")
@@ -69,31 +70,47 @@ def time_backend(stages, frames: int, warmup: int, hop: int = 1470, progress: bo
 def machine_info(threads: int) -> dict:
     import onnxruntime
 
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    info = {"platform": platform.platform(), "processor": cpu_name(), "cpu_bf16": cpu_has_bf16(),
             "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "onnxruntime_providers": onnxruntime.get_available_providers(), "date": time.strftime("%Y-%m-%d")}
+    try:
+        import openvino
+
+        info["openvino"] = openvino.__version__.split("-")[0]
+    except ImportError:
+        info["openvino"] = None
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
 def run_bench(preset: str, backends: list[str], frames: int, warmup: int, threads: int,
-              progress: bool = True, log=print) -> dict:
-    unknown = [b for b in backends if b not in BACKENDS]
+              progress: bool = True, log=print, device: str = "cpu") -> dict:
+    """Each backend's whole frame; one that cannot run on this machine is listed under ``unavailable`` with the
+    reason (`livesound.live.backends.capability`)."""
+    unknown = [b for b in backends if b not in BACKENDS and b != AUTO]
     if unknown or not backends:
-        raise ValueError(f"unknown backends {unknown}; choose from {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown backends {unknown}; choose from {', '.join(BACKENDS + (AUTO,))}")
     torch.set_num_threads(threads)
-    result = {"preset": preset, "frames": frames, "warmup": warmup, "backends": {},
-              "machine": machine_info(threads),
-              "settings": {"hop_samples": 1470, "batch": 1, "precision": "fp32", "audio": "chirp"}}
+    result = {"preset": preset, "frames": frames, "warmup": warmup, "backends": {}, "unavailable": {},
+              "device": device, "machine": machine_info(threads),
+              "settings": {"hop_samples": 1470, "batch": 1, "precision": "per backend name", "audio": "chirp"}}
     for name in backends:
+        reason = None if name == AUTO else unavailable_reason(name, torch.device(device))
+        if reason:
+            result["unavailable"][name] = reason
+            log(f"livesound bench: {name}: unavailable ({reason})")
+            continue
         log(f"livesound bench: {name}: building stages")
-        stages = build_pipeline(LiveOptions(preset=preset, backend=name, backend_threads=threads))
+        stages = build_pipeline(LiveOptions(preset=preset, backend=name, backend_threads=threads, device=device))
         result["backends"][name] = time_backend(stages, frames, warmup, progress=progress)
+        result["backends"][name]["stage_backends"] = dict(stages.backends)
         r = result["backends"][name]
         log(f"livesound bench: {name}: {r['fps']:.1f} fps, frame p50 {r['stages']['total']['p50_ms']:.1f} ms, "
             f"p99 {r['stages']['total']['p99_ms']:.1f} ms")
+    if not result["backends"]:
+        raise ValueError(f"no backend can run here: {result['unavailable']}")
     return result
 
 

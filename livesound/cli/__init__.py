@@ -61,11 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(["eval", "--help"])
     # Imported once a command runs, not for --help: these pull in torch.
     from livesound.audio.io import AudioError
+    from livesound.live.device import DeviceUnavailable
     from livesound.models.presets import PresetError
     from livesound.weights.checkpoint import CheckpointError
 
     try:
         return args.run(args)
+    except DeviceUnavailable as e:  # the machine lacks what was asked for: a usage problem, as argparse's are
+        print(f"livesound {args.command}: error: {e}", file=sys.stderr)
+        return 2
     except (AudioError, CheckpointError, PresetError, ValueError, OSError) as e:
         print(f"livesound {args.command}: error: {e}", file=sys.stderr)
         return 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from livesound.cli.common import sub
+from livesound.cli.common import add_device_arg, sub
 
 BENCH_EXAMPLE = ("livesound bench --preset demo --backends torch,onnxruntime --frames 40 --json out.json\n  "
                  "livesound bench --generator G.pt --stages generator --backends torch,onnxruntime --frames 10 "
@@ -26,8 +26,11 @@ def add_parsers(subs) -> None:
     bn.add_argument("--sizes", metavar="R:CM,...", help="--stages generator: seeded random generators of these "
                                                          "resolution:channel-multiplier pairs, e.g. 256:1,256:2")
     bn.add_argument("--backends", default="torch,onnxruntime",
-                    help="comma-separated: torch, onnxruntime, tensorrt (--stages generator: torch, torch-plain, "
-                         "onnxruntime, torch-compile)")
+                    help="comma-separated stage backends (torch, torch-bf16, torch-fp16, onnxruntime, "
+                         "onnxruntime-tensorrt[-fp16], openvino, openvino-bf16, tensorrt[-fp16], auto; --stages "
+                         "generator also torch-plain, torch-compile); one that cannot run here is reported "
+                         "unavailable, with the reason")
+    add_device_arg(bn)
     bn.add_argument("--frames", type=int, default=200, help="timed frames per backend")
     bn.add_argument("--warmup", type=int, default=10, help="untimed frames first")
     bn.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
@@ -50,7 +53,7 @@ def run_bench(args) -> int:
     opts = BenchOptions(what=args.what, preset=args.preset, stages=args.stages, generator=args.generator,
                         sizes=args.sizes, backends=args.backends, frames=args.frames, warmup=args.warmup,
                         threads=args.threads, json=args.json, plot=args.plot, seconds=args.seconds, path=args.path,
-                        blocksize=args.blocksize, latency=args.latency, backend=args.backend)
+                        blocksize=args.blocksize, latency=args.latency, backend=args.backend, device=args.device)
     out, png = run_benchmark(opts, log=lambda line: print(line, file=sys.stderr))
     print(f"livesound bench: wrote {out} and {png}")
     return 0

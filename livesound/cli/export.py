@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livesound.cli.common import sub, tell
+from livesound.cli.common import add_device_arg, sub, tell
 
 EXPORT_EXAMPLE = ("livesound export onnx --generator stylegan2-ffhq-config-f.pt --out engines/\n  "
                   "livesound export onnx --preset demo --out engines/ --fp16 --fused\n  "
@@ -29,6 +29,7 @@ def add_parsers(subs) -> None:
     ex.add_argument("--onnx", metavar="DIR", help="tensorrt: folder of .onnx graphs to build engines from")
     ex.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp16", help="tensorrt precision")
     ex.add_argument("--max-batch", type=int, default=4, help="tensorrt: largest batch of the profile")
+    add_device_arg(ex)
 
 
 def run_export(args) -> int:
@@ -39,7 +40,8 @@ def run_export_onnx(args) -> int:
     from exporters.onnx import ExportOptions, export_networks
 
     opts = ExportOptions(preset=args.preset, generator=args.generator, encoder=args.encoder, mapper=args.mapper,
-                         out=args.out, fp16=args.fp16, fused=args.fused, styles=args.styles)
+                         out=args.out, fp16=args.fp16, fused=args.fused, device=args.device,
+                         styles=args.styles)
     export_networks(opts, log=tell("export"))
     print(f"livesound export: wrote {Path(opts.out)} (graphs and export.json)")
     return 0
@@ -48,6 +50,6 @@ def run_export_onnx(args) -> int:
 def run_export_tensorrt(args) -> int:
     from exporters.tensorrt import EnginesOptions, build_engines
 
-    build_engines(EnginesOptions(onnx=args.onnx, out=args.out, precision=args.precision, max_batch=args.max_batch),
-                  log=tell("export"))
+    build_engines(EnginesOptions(onnx=args.onnx, out=args.out, precision=args.precision, max_batch=args.max_batch,
+                                 device=args.device), log=tell("export"))
     return 0

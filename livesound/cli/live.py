@@ -5,6 +5,7 @@ from __future__ import annotations
 from livesound.cli.common import split_list, sub
 
 LIVE_EXAMPLE = ("livesound live --preset demo --source synth\n  "
+                "livesound live --input USB --device cuda --backend synthesize=torch-fp16\n  "
                 "livesound live --source sound.wav --headless --frames 24 --out out/frames\n  "
                 "livesound live --source synth --osc-in 127.0.0.1:9000 --osc-out 127.0.0.1:9001 --ndi")
 
@@ -15,7 +16,10 @@ def add_parsers(subs) -> None:
     lv.set_defaults(run=run_live)
     lv.add_argument("--preset", default="demo", help="preset name or preset JSON file")
     lv.add_argument("--source", default="auto", help="auto (microphone if any, else synth), mic, synth, or a file")
-    lv.add_argument("--device", help="input device name (part of it) or index; see --list-devices")
+    lv.add_argument("--input", help="audio input device: name (part of it) or index; see --list-devices")
+    lv.add_argument("--device", default="auto",
+                    help="where the networks run: auto (the GPU if torch sees one, else the CPU), cpu, cuda, cuda:N "
+                         "(another value is taken as --input for one more release, with a note)")
     lv.add_argument("--synth", default="chirp", choices=["chirp", "noise", "sine", "clicks"],
                     help="signal of the synthetic source")
     lv.add_argument("--generator", metavar="CKPT", help="generator checkpoint (overrides the preset's)")
@@ -51,8 +55,10 @@ def add_parsers(subs) -> None:
     st.add_argument("--beta", type=float, help="--steer directions: disentanglement threshold (default 0.15)")
     st.add_argument("--learn", metavar="BANK", help="--steer optimize: add converged offsets to this bank file "
                                                     "(created if missing), saved at exit")
-    lv.add_argument("--backend", help="onnxruntime or tensorrt for every accelerated stage, or per stage: "
-                                      "encode=onnxruntime,map=torch,synthesize=onnxruntime (default torch)")
+    lv.add_argument("--backend", help="one backend for every accelerated stage (torch, torch-bf16, torch-fp16, "
+                                      "onnxruntime, openvino, openvino-bf16, tensorrt, ..., or auto: the fastest "
+                                      "within tolerance, measured once), or per stage: "
+                                      "encode=onnxruntime,map=torch,synthesize=auto (default: the preset's)")
     lv.add_argument("--pin-threads", default="auto", metavar="off|auto|R,L",
                     help="pin the renderer and listener threads to a core each (auto: the first two cores this "
                          "process may use; or RENDER,LISTEN core numbers; default auto)")
@@ -64,7 +70,8 @@ def run_live(args) -> int:
     from livesound.rig.show import ShowOptions, prepare_show
 
     show = ShowOptions(
-        live=LiveOptions(preset=args.preset, source=args.source, device=args.device, generator=args.generator,
+        live=LiveOptions(preset=args.preset, source=args.source, device=args.device, input=args.input,
+                         generator=args.generator,
                          encoder=args.encoder, mapper=args.mapper, clip=args.clip, labels=split_list(args.labels),
                          strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
                          backend=args.backend, pin_threads=args.pin_threads, steer=args.steer,

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from livesound.cli.common import (
+    add_device_arg,
     add_loop_args,
     add_model_args,
     model_options,
@@ -45,7 +46,11 @@ def add_generate_parser(subs) -> None:
     g.add_argument("--grid", action="store_true", help="also write all images as one grid.png")
     g.add_argument("--grid-only", action="store_true", help="write only grid.png")
     g.add_argument("--batch", type=int, default=8, help="images computed at once")
-    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_device_arg(g)
+    g.add_argument("--backend", default="torch",
+                   help="the generator's backend: torch, torch-bf16, torch-fp16, onnxruntime, openvino, "
+                        "openvino-bf16, tensorrt, ... or auto (livesound live --backend's names; const noise)")
+    g.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
 
 
 def add_parsers(subs) -> None:
@@ -67,6 +72,7 @@ def add_parsers(subs) -> None:
     e.add_argument("--labels", help="comma-separated labels: print each file's top labels by cosine")
     e.add_argument("--top", type=int, default=3, help="how many labels to print per file")
     e.add_argument("--batch", type=int, default=8, help="files encoded at once")
+    add_device_arg(e)
 
     c = sub(subs, "convert", "convert a foreign checkpoint to livesound's safetensors format", CONVERT_EXAMPLE)
     c.set_defaults(run=run_convert)
@@ -147,7 +153,8 @@ def run_generate(args) -> int:
 
     opts = GenerateOptions(preset=args.preset, generator=args.generator, seeds=args.seeds, latents=args.latents,
                            trunc=args.trunc, noise_mode=args.noise_mode, out=args.out, grid=args.grid,
-                           grid_only=args.grid_only, batch=args.batch, device=args.device)
+                           grid_only=args.grid_only, batch=args.batch, device=args.device, backend=args.backend,
+                           threads=args.threads)
     s = generate_images(opts, log=tell("generate"))
     print(f"livesound generate: wrote {s.written} file(s) in {s.seconds:.2f} s ({s.images / s.seconds:.1f} images/s)")
     return 0
@@ -159,7 +166,7 @@ def run_embed(args) -> int:
     opts = EmbedToFileOptions(files=args.files, preset=args.preset, encoder=args.encoder, preprocess=args.preprocess,
                               raw=args.raw, clean_nonfinite=args.clean_nonfinite, out=args.out, clip=args.clip,
                               clip_model=args.clip_model, labels=split_list(args.labels) if args.labels else None,
-                              top=args.top, batch=args.batch)
+                              top=args.top, batch=args.batch, device=args.device)
     s = embed_to_file(opts, log=say("embed"))
     print(f"livesound embed: wrote {s.out} ({s.shape[0]} x {s.shape[1]} float32, {s.kind}, "
           f"{s.preprocess} preprocessing)")

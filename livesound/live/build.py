@@ -11,6 +11,7 @@ from livesound.audio.mic import Microphone
 from livesound.audio.sources import FileSource, SynthSource
 from livesound.live.affinity import parse_pin, plan
 from livesound.live.backends import parse_backend_choice
+from livesound.live.device import is_device_name, resolve_device
 from livesound.live.pipeline import LiveSettings, Pipeline
 from livesound.live.steering import MapperSteer, SteerContext, Steerer, make_steerer
 from livesound.models.fast_paths import apply_fast_paths
@@ -30,7 +31,9 @@ from livesound.models.presets import (
 class LiveOptions:
     preset: str = "demo"
     source: str = "auto"             # auto | mic | synth | a file path
-    device: str | None = None
+    device: str = "auto"             # compute device: auto | cpu | cuda | cuda:N (livesound.live.device); for one
+                                     # release any other value is taken as the audio input, with a note
+    input: str | None = None         # audio input device: a name (part of it) or an index; None: the default
     generator: str | None = None
     encoder: str | None = None
     mapper: str | None = None
@@ -51,6 +54,14 @@ class LiveOptions:
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
         plan(parse_pin(self.pin_threads))
+        if self.device is not None and not is_device_name(self.device):
+            if self.input is None:
+                print(f"livesound live: note: --device {self.device!r} as the audio input is deprecated and goes in "
+                      f"the next release; use --input {self.device!r} (--device now picks cpu or cuda)",
+                      file=sys.stderr)
+                self.input = self.device
+            self.device = "auto"
+        resolve_device(self.device)  # no GPU for --device cuda: one line now, not after the source opened
         if self.learn and self.steer != "optimize":
             raise ValueError("--learn works with --steer optimize (it keeps what the optimisation converged to)")
         if (self.directions or self.beta is not None) and self.steer != "directions":
@@ -86,6 +97,7 @@ def live_settings(preset: Preset, opts: "LiveOptions") -> LiveSettings:
 
 
 def build_pipeline(opts: LiveOptions) -> Pipeline:
+    device = resolve_device(opts.device)  # a missing GPU is told before any network is built
     preset = load_preset(opts.preset)
     settings = live_settings(preset, opts)
     G = apply_fast_paths(generator_from_preset(preset, opts.generator))  # the measured CPU winners, parity-tested
@@ -96,7 +108,8 @@ def build_pipeline(opts: LiveOptions) -> Pipeline:
     backends = parse_backend_choice(backend)
     if steerer.network is None:  # nothing to export: the map stage runs the steerer in torch
         backends["map"] = "torch"
-    return Pipeline(G, encoder, steerer, clip, settings, backends=backends, backend_threads=opts.backend_threads)
+    return Pipeline(G, encoder, steerer, clip, settings, backends=backends, backend_threads=opts.backend_threads,
+                    device=device)
 
 
 def open_source(opts: LiveOptions):
@@ -108,7 +121,7 @@ def open_source(opts: LiveOptions):
     if opts.source in ("mic", "auto"):
         try:
             # A live instrument wants the short buffer; a stage wants the show to survive a pulled cable.
-            return Microphone(opts.device, latency="low")
+            return Microphone(opts.input, latency="low")
         except AudioError as e:
             if opts.source == "mic":
                 hint = "" if "--source" in e.problem else " (or play a file: --source FILE.wav)"

@@ -65,7 +65,9 @@ class DirectionsSteer(Steerer):
         # Channel masks of the layer groups (coarse/medium/fine), for a text on some groups and sound on others.
         slices = MapperConfig(num_ws=num_ws).group_slices
         layer = dirs.layer_of_channel
-        self.group_masks = {g: ((layer >= a) & (layer < b)).float() for g, (a, b) in slices.items()}
+        self.groups = list(slices)
+        self.register_buffer("group_masks", torch.stack([((layer >= a) & (layer < b)).float()
+                                                         for a, b in slices.values()]), persistent=False)  # [G, C]
         self.reference: torch.Tensor | None = None   # [1, D], the running mean of the embeddings seen
         self.frames = 0
         self.channels_moved = 0                       # of the newest edit, for the overlay and tests
@@ -98,8 +100,8 @@ class DirectionsSteer(Steerer):
         if groups is None:
             delta = self._sized_edit(seen - ref)                                                  # [C]
         else:
-            delta = sum(self.group_masks[g] * self._sized_edit(v.float().reshape(-1, self.clip_dim).mean(0) - ref)
-                        for g, v in groups.items())
+            delta = sum(self.group_masks[self.groups.index(g)] *
+                        self._sized_edit(v.float().reshape(-1, self.clip_dim).mean(0) - ref) for g, v in groups.items())
         self.frames += 1
         rate = 1.0 / min(self.frames, self.s.reference_frames)
         self.reference = ref + rate * (seen - ref)

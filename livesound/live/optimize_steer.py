@@ -94,6 +94,10 @@ class OptimizeSteer(Steerer):
         meaning = "" if self.trained else "; untrained CLIP: moves the picture, not by meaning"
         return f"optimize (the paper's loss, warm-started, lr {self.s.lr}{learn}{meaning})"
 
+    def _apply(self, fn, *args, **kwargs):
+        self._nets[1]._apply(fn, *args, **kwargs)  # CLIP follows the steerer to the pipeline's device (G goes itself)
+        return super()._apply(fn, *args, **kwargs)
+
     # -- the renderer's call ----------------------------------------------------------------------------------
     def forward(self, ws: torch.Tensor, e: torch.Tensor | dict[str, torch.Tensor],
                 strength: torch.Tensor) -> torch.Tensor:

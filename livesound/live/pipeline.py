@@ -15,6 +15,11 @@ the fault guard change networks and backends only through ``replace`` and ``use_
 
 Not thread-safe as a whole: the ``hear`` side belongs to one thread and the ``draw`` side (and the controls,
 applied between frames) to one other.
+
+Devices: the networks, the embedding, the latents and the image live on ``device`` (a CUDA GPU or the CPU);
+only the spectrogram goes to the device and only the finished 8-bit frame comes back, in ``to_rgb8``'s one
+copy (`livesound.live.host`). On a GPU ``hear`` runs on a CUDA stream of its own, so the audio side of the next
+frame overlaps the synthesis of this one.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 
 from livesound.audio.features import PAPER_FRAMES, StreamLogMel, to_encoder_input
 from livesound.live.backends import TorchBackend, make_backend
+from livesound.live.host import HostFrames
 from livesound.live.hpss import StreamingHPSS
 from livesound.live.reactivity import Reactivity
 from livesound.live.smoothing import EmbeddingSmoother, OnsetEnvelope
@@ -91,9 +97,14 @@ class Pipeline:
     """The networks and state of the live path, and the stages of one frame (see the module docstring)."""
 
     def __init__(self, G, encoder, steerer: Steerer, clip=None, settings: LiveSettings | None = None,
-                 sample_rate: int = 44100, backends: dict[str, str] | None = None, backend_threads: int = 1):
+                 sample_rate: int = 44100, backends: dict[str, str] | None = None, backend_threads: int = 1,
+                 device: torch.device | str | None = None):
         self.s = settings or LiveSettings()
+        self.device = torch.device(device or "cpu")
+        G, encoder, steerer = G.to(self.device), encoder.to(self.device), steerer.to(self.device)
         self.G, self.encoder, self.steerer, self.clip = G, encoder, steerer, clip
+        self.host = HostFrames(self.device)
+        self.hear_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.sample_rate = sample_rate
         self.backend_threads = backend_threads
         self.window_frames = int(min(PAPER_FRAMES, max(8, round(self.s.window_s * sample_rate / 512))))
@@ -104,20 +115,22 @@ class Pipeline:
         self.reactivity = Reactivity(G, self.s.truncation_psi)
         self.label_embs = None
         if clip is not None and self.s.labels:
-            self.label_embs = clip.encode_text(self.s.labels).float()
+            self.label_embs = clip.encode_text(self.s.labels).float().to(self.device)
         self.text_e: torch.Tensor | None = None
         self.text_groups: tuple[str, ...] = ("coarse",)  # layer groups the text steers (the rest follow sound)
         self.times = StageTimes()
-        self.torch_runners = {"encode": TorchBackend(encoder), "map": TorchBackend(steerer),
-                              "synthesize": TorchBackend(self._synthesis(G))}
+        self.torch_runners = {"encode": TorchBackend(encoder, self.device), "map": TorchBackend(steerer, self.device),
+                              "synthesize": TorchBackend(self._synthesis(G), self.device)}
         self.runners = dict(self.torch_runners)
         self.backends = {stage: "torch" for stage in self.runners} | dict(backends or {})
         if self.s.noise_mode != "const" and self.backends["synthesize"] != "torch":
             raise ValueError("exported generators bake in the constant noise: use noise_mode 'const'")
         for stage, name in self.backends.items():
-            if name != "torch":
-                graph = "generator_styles" if stage == "synthesize" and steerer.edits_styles else None
-                self.runners[stage] = make_backend(stage, name, self.network(stage), backend_threads, graph=graph)
+            if name != "torch":  # ``auto`` resolves to a concrete backend here: the name it chose is recorded
+                styles = stage == "synthesize" and steerer.edits_styles  # the generator with a style-offset input
+                self.runners[stage] = make_backend(stage, name, self.network(stage), backend_threads, self.device,
+                                                   styles=styles)
+                self.backends[stage] = getattr(self.runners[stage], "name", name)
         self.set_seed(self.s.seed)
 
     def _synthesis(self, G) -> Callable[..., torch.Tensor]:
@@ -137,16 +150,16 @@ class Pipeline:
         torch. Only swaps references and recomputes the source latent, so it fits between two frames."""
         runners = dict(runners or {})
         if steerer is not None:
-            old, self.steerer = self.steerer, steerer
+            old, self.steerer = self.steerer, steerer.to(self.device)
             steerer.fixed_step = old.fixed_step
             old.close()
             if steerer.edits_styles != old.edits_styles and generator is None:
                 self._use("synthesize", None)  # an exported generator has one input or the other; torch has both
-            self.torch_runners["map"] = TorchBackend(steerer)
+            self.torch_runners["map"] = TorchBackend(self.steerer, self.device)
             self._use("map", runners.get("map"))
         if generator is not None:
-            self.G = generator
-            self.torch_runners["synthesize"] = TorchBackend(self._synthesis(generator))
+            self.G = generator = generator.to(self.device)
+            self.torch_runners["synthesize"] = TorchBackend(self._synthesis(generator), self.device)
             self._use("synthesize", runners.get("synthesize"))
             self.reactivity.use_generator(generator, self.s.truncation_psi)
             self.set_seed(self.seed)
@@ -176,7 +189,7 @@ class Pipeline:
             raise ValueError("text steering needs a CLIP model")
         else:
             with torch.inference_mode():
-                self.text_e = self.clip.encode_text([text]).float()
+                self.text_e = self.clip.encode_text([text]).float().to(self.device)
 
     def set_text_groups(self, groups: tuple[str, ...]) -> None:
         unknown = set(groups) - set(GROUPS)
@@ -193,7 +206,8 @@ class Pipeline:
         self.stream.push(new_samples)
         self.hpss.update()                                                  # pulse/motion from the new frames
         spec = self.stream.window(self.window_frames)                       # [128, n]
-        return to_encoder_input(F.pad(spec, (0, PAPER_FRAMES - spec.shape[-1]))[None])
+        spec = to_encoder_input(F.pad(spec, (0, PAPER_FRAMES - spec.shape[-1]))[None])
+        return spec if self.device.type == "cpu" else spec.pin_memory().to(self.device, non_blocking=True)
 
     def encode(self, spec: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.runners["encode"](spec).float(), dim=-1)    # [1, 512] unit
@@ -202,7 +216,7 @@ class Pipeline:
         return self.smoother.update(e, dt, onset)
 
     def map(self, e: torch.Tensor, strength: float) -> torch.Tensor:
-        k = torch.full((1,), float(strength))
+        k = torch.full((1,), float(strength), device=self.device)
         ws_src = self.reactivity.source(self.ws_src)                          # motion's walk, pulse's kick
         if self.text_e is not None:  # per-group embeddings: the torch steerer takes them, exported graphs not
             groups = {g: self.text_e if g in self.text_groups else e for g in GROUPS}
@@ -215,21 +229,30 @@ class Pipeline:
             return self.runners["synthesize"](ws)                             # [1, 3, R, R]
         return self.runners["synthesize"](ws, delta)
 
-    @staticmethod
-    def to_rgb8(img: torch.Tensor) -> np.ndarray:
-        x = ((img[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return np.ascontiguousarray(x.permute(1, 2, 0).numpy())              # [R, R, 3]
+    def to_rgb8(self, img: torch.Tensor) -> np.ndarray:
+        """Quantised on the device, then the frame's one copy to the host (`livesound.live.host`)."""
+        x = ((img[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return self.host(x.permute(1, 2, 0))                                 # [R, R, 3]
 
     # -- the recipe -----------------------------------------------------------------------------------------
     def hear(self, samples: np.ndarray, clock: StageClock) -> torch.Tensor:
-        """New audio -> the newest window's unit embedding [1, D]."""
-        spec = clock.run("features", self.features, samples)
-        return clock.run("encode", self.encode, spec)
+        """New audio -> the newest window's unit embedding [1, D] (on a GPU: computed on the hearing stream and
+        complete when returned)."""
+        if self.hear_stream is None:
+            spec = clock.run("features", self.features, samples)
+            return clock.run("encode", self.encode, spec)
+        with torch.cuda.stream(self.hear_stream):
+            spec = clock.run("features", self.features, samples)
+            e = clock.run("encode", self.encode, spec)
+        self.hear_stream.synchronize()
+        return e
 
     def draw(self, e: torch.Tensor, block: np.ndarray, dt: float, strength: float, clock: StageClock) -> Drawn:
         """The embedding and the audio since the previous frame (``block``, for the onset envelope) -> a frame.
 
         The onset envelope sees every sample of ``block``, so a click between two frames is never missed."""
+        if e.is_cuda:  # made on the hearing stream: its memory must outlive this stream's use of it
+            e.record_stream(torch.cuda.current_stream(e.device))
         level, onset, _ = self.envelope.update(block, dt)
         self.reactivity.step(dt, self.hpss.pulse, self.hpss.motion)
         k = self.reactivity.boosted(self.envelope.boosted(strength))        # onset and pulse boosts

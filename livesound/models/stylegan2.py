@@ -20,6 +20,12 @@ are for inference (gradients reach the activations and styles, not the weights t
 - ``channels_last``: NHWC activations and weights, oneDNN's native layout on the CPU.
 ``modconv="grouped"`` is the reference implementations' per-sample grouped convolution, for comparison only.
 
+Reduced precision is ``torch.autocast`` around the synthesis (fp16 on GPUs, bf16 on CPUs): the convolutions run
+in it, while the modulation arithmetic (styles, demodulation), the image skip path (ToRGB and its upsampling)
+and the checkpoint's clamps stay in fp32. Under autocast the styles are divided by their largest magnitude per
+sample before modulating (demodulation cancels the factor exactly), which keeps fp16 activations far from
+overflow, as stylegan2-ada does for its fp16 layers.
+
 Style offsets: ``SynthesisNetwork.forward(ws, style_delta=...)`` adds an edit to every modulated convolution's
 styles, ``styles = affine(w) + delta`` (StyleSpace, as StyleCLIP's global directions edit it; the ToRGB styles are
 left alone). ``style_channels`` gives each convolution's width; a zero or absent delta draws exactly what w+ draws.
@@ -27,6 +33,7 @@ left alone). ``style_channels`` gives each convolution's width; a zero or absent
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -128,6 +135,15 @@ def _fir2d(x: torch.Tensor, fir: torch.Tensor, pad: tuple[int, int]) -> torch.Te
     """Depthwise FIR filter (weights from ``_depthwise_fir``), padding (pad0, pad1) on both axes."""
     x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
     return F.conv2d(x, fir.to(x.dtype), groups=fir.shape[0])
+
+
+def _autocasting(x: torch.Tensor) -> bool:
+    return torch.is_autocast_enabled(x.device.type)
+
+
+def _fp32(x: torch.Tensor):
+    """Autocast off for the block (the arithmetic that must stay fp32 in a reduced-precision frame)."""
+    return torch.autocast(x.device.type, enabled=False) if _autocasting(x) else contextlib.nullcontext()
 
 
 def upsample2d(x: torch.Tensor, fir: torch.Tensor) -> torch.Tensor:
@@ -270,11 +286,15 @@ class ModulatedConv(nn.Module):
                 const_noise: bool = False, style_delta: torch.Tensor | None = None) -> torch.Tensor:
         """``const_noise``: ``noise`` is this layer's ``noise_const`` (the fused epilogue has it baked in).
         ``style_delta`` [N or 1, in]: added to the styles (a StyleSpace edit); None leaves them untouched."""
-        styles = self.affine(w)                                   # [N, in]
-        if style_delta is not None:
-            styles = styles + style_delta
-        weight = self.weight * self.weight_gain                   # [out, in, 3, 3]
-        dcoefs = (styles.square() @ weight.square().sum([2, 3]).t() + 1e-8).rsqrt()  # [N, out]
+        low = _autocasting(x)
+        with _fp32(x):
+            styles = self.affine(w)                               # [N, in]
+            if style_delta is not None:
+                styles = styles + style_delta
+            if low:  # demodulation cancels the per-sample factor; fp16 activations stay small
+                styles = styles / styles.abs().amax(dim=1, keepdim=True)
+            weight = self.weight * self.weight_gain               # [out, in, 3, 3]
+            dcoefs = (styles.square() @ weight.square().sum([2, 3]).t() + 1e-8).rsqrt()  # [N, out]
         if self.modconv == "grouped":
             x = self._grouped_conv(x, styles, weight, dcoefs)
         else:
@@ -424,13 +444,22 @@ class SynthesisNetwork(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         const = noise_mode == "const"
         x = self.layers[0](x, ws[:, 0], noise[0], const, delta[0])
-        img = self.torgbs[0](x, ws[:, 1])
+        img = self._skip(None, 0, x, ws[:, 1])
         for b in range(1, len(self.torgbs)):
             i = 2 * b - 1
             x = self.layers[i](x, ws[:, i], noise[i], const, delta[i])
             x = self.layers[i + 1](x, ws[:, i + 1], noise[i + 1], const, delta[i + 1])
-            img = upsample2d(img, self.skip_up) + self.torgbs[b](x, ws[:, i + 2])
+            img = self._skip(img, b, x, ws[:, i + 2])
         return img
+
+    def _skip(self, img: torch.Tensor | None, b: int, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The image so far, upsampled, plus block ``b``'s ToRGB; in fp32 even under autocast (the image is the
+        sum of every block's contribution, and fp16's rounding would show as banding)."""
+        if _autocasting(x):
+            x, w = x.float(), w.float()
+        with _fp32(x):
+            rgb = self.torgbs[b](x, w)
+            return rgb if img is None else upsample2d(img, self.skip_up) + rgb
 
 
 class Generator(nn.Module):

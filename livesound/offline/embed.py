@@ -22,6 +22,7 @@ from tqdm import tqdm
 from livesound.audio.features import SAMPLE_RATE, PaperLogMel, StreamLogMel
 from livesound.audio.io import check_readable, load_audio
 from livesound.files import write_npy
+from livesound.live.device import resolve_device
 from livesound.models.clip import ClipModel
 from livesound.models.presets import clip_from_preset, encoder_from_preset, load_preset
 
@@ -52,6 +53,7 @@ class EmbedToFileOptions:
     labels: Sequence[str] | None = None   # None: no labels; given but empty: an error
     top: int = 3
     batch: int = 8
+    device: str = "auto"              # where the encoder runs: auto | cpu | cuda | cuda:N
 
 
 @dataclass
@@ -81,12 +83,14 @@ def embed_files(encoder: torch.nn.Module, opts: EmbedOptions,
     """[len(files), embed_dim] float32, one row per file in order (L2-normalised unless told otherwise)."""
     rows, pending = [], []
 
+    device = next(encoder.parameters()).device
+
     def flush() -> None:
         with torch.no_grad():
-            e = encoder(torch.cat(pending)).float()
+            e = encoder(torch.cat(pending).to(device)).float()
         if opts.normalize:
             e = torch.nn.functional.normalize(e, dim=-1)
-        rows.append(e.numpy())
+        rows.append(e.cpu().numpy())
         pending.clear()
 
     for path in progress(opts.files):
@@ -117,8 +121,9 @@ def embed_to_file(opts: EmbedToFileOptions, log: Callable[[str], None] = lambda 
         check_readable(f)
     if opts.labels is not None and not list(opts.labels):
         raise ValueError("--labels is empty")
+    device = resolve_device(opts.device)
     preset = load_preset(opts.preset)
-    encoder = encoder_from_preset(preset, opts.encoder).eval()
+    encoder = encoder_from_preset(preset, opts.encoder, device=device).eval()
     clip = None
     if opts.labels is not None:
         if opts.clip is not None:

@@ -100,9 +100,10 @@ class CheckpointSwap:
         backend = self.pipeline.backends.get(stage, "torch")
         if backend == "torch":
             return None
-        export_in_child(kind, self._paths[kind], stage, backend)  # fills the cache; the call below hits it
-        module = net if kind == "generator" else net.network
-        runner = make_backend(stage, backend, module, self.pipeline.backend_threads)
+        device = str(self.pipeline.device)
+        export_in_child(kind, self._paths[kind], stage, backend, device)  # fills the cache; the call below hits it
+        module = (net if kind == "generator" else net.network).to(device)  # the pipeline's device, as replace() will
+        runner = make_backend(stage, backend, module, self.pipeline.backend_threads, device)
         # A new session's first run allocates and initialises its kernels: pay it here, not on the renderer.
         if kind == "generator":
             runner(torch.zeros(1, net.num_ws, net.w_dim))
@@ -129,23 +130,23 @@ class CheckpointSwap:
         return True
 
 
-def export_in_child(kind: str, path: str, stage: str, backend: str) -> None:
+def export_in_child(kind: str, path: str, stage: str, backend: str, device: str = "cpu") -> None:
     """Build ``backend``'s cached graph (and engine) for the checkpoint in a child process (see the module)."""
-    r = subprocess.run([sys.executable, "-m", "livesound.rig.swap", kind, path, stage, backend],
+    r = subprocess.run([sys.executable, "-m", "livesound.rig.swap", kind, path, stage, backend, device],
                        capture_output=True, text=True)
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"exporting the new {kind} for {backend} failed: {last}")
 
 
-def _export_main(kind: str, path: str, stage: str, backend: str) -> None:
+def _export_main(kind: str, path: str, stage: str, backend: str, device: str = "cpu") -> None:
     import os
 
     os.nice(19)               # the live process keeps the CPU; the export takes what is left
     torch.set_num_threads(1)
     net = load_generator(path) if kind == "generator" else load_mapper(path).eval()
-    make_backend(stage, backend, net)
+    make_backend(stage, backend, net.to(device), device=device)
 
 
 if __name__ == "__main__":
-    _export_main(*sys.argv[1:5])
+    _export_main(*sys.argv[1:6])
