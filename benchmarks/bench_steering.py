@@ -3,7 +3,8 @@
     python benchmarks/bench_steering.py                     # all of it (about a minute and a half on 2 cores)
     python benchmarks/bench_steering.py --build-samples 0   # frame costs only
 
-Scenarios, each with the preset's own backends (demo: ONNX Runtime for encode and synthesize, torch for map):
+Scenarios, each with the preset's own backends (demo: ``auto``, measured once per machine; ``map`` runs the
+steerer in torch; each entry records the backends it ran on):
 - fixed-step: ``run_fixed_step`` over a file of two sounds, as ``live --headless --source FILE`` runs it; the
   ``map`` stage of ``optimize`` then holds its inline step, so this is the cost of reproducible optimise runs;
 - live: the threaded engine fed by the synthetic source for a few seconds: the renderer's ``map`` and
@@ -65,7 +66,7 @@ def fixed_step(mode: str, directions: Path | None, frames: int, warmup: int) -> 
     for _ in run_fixed_step(pipe, two_sounds(4.0), warmup + frames, SR // 30):
         pass
     pipe.steerer.close()
-    return stage_entry(pipe.times, warmup)
+    return stage_entry(pipe.times, warmup) | {"backends": dict(pipe.backends)}
 
 
 def live(mode: str, directions: Path | None, seconds: float) -> dict:
@@ -83,7 +84,7 @@ def live(mode: str, directions: Path | None, seconds: float) -> dict:
     wall = time.perf_counter() - t0
     engine.stop(timeout=5)
     pipe.steerer.close()
-    entry = stage_entry(engine.times, n0)
+    entry = stage_entry(engine.times, n0) | {"backends": dict(pipe.backends)}
     entry["fps"] = (engine.frames_rendered - frames0) / wall
     if mode == "optimize":
         entry["worker_steps_per_s"] = (pipe.steerer.steps - steps0) / wall
@@ -123,7 +124,7 @@ def main() -> None:
         dirs = Path(args.directions) if args.directions else built
         result = {
             "benchmark": "steering per frame, renderer side (map = the steerer; synthesize with its style edit)",
-            "model": "demo", "backends": "the preset's (encode, synthesize: onnxruntime; map: torch)",
+            "model": "demo",
             "fixed_step": {m: fixed_step(m, dirs, args.frames, args.warmup) for m in MODES},
             "live": {m: live(m, dirs, args.seconds) for m in MODES},
             "directions_build": build if args.build_samples else None,

@@ -258,7 +258,9 @@ def steering_section(d: dict | None) -> list[str]:
     if not d:
         return []
     out = ["## Steering modes (`python benchmarks/bench_steering.py`)", "",
-           f"Renderer-side ms per frame on the {d['model']} preset ({d['backends']}), {d['threads']} torch thread, "
+           f"Renderer-side ms per frame on the {d['model']} preset (its backends: "
+           f"{', '.join(f'{k} {v}' for k, v in d['fixed_step']['directions'].get('backends', {}).items())}), "
+           f"{d['threads']} torch thread, "
            f"p50 / p99; fixed-step is a headless file run, live the threaded engine on the synthetic source "
            f"(machine load average {d.get('load_average_1min_at_start', '?')} at the start: shared with other work).",
            "", "| mode | fixed-step map | fixed-step frame | live map | live frame | live fps |",

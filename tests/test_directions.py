@@ -128,6 +128,22 @@ def test_styled_generator_graph_matches_torch_in_onnxruntime(tmp_path, tiny_gene
     assert np.abs(zero - plain.run(["image"], {"ws": ws.numpy()})[0]).max() < 1e-5
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
+def test_the_styled_generator_runs_on_each_backend(backend, tiny_generator):
+    from livesound.live.backends import make_backend, unavailable_reason
+
+    reason = unavailable_reason(backend, torch.device("cpu"))
+    if reason:
+        pytest.skip(f"{backend}: {reason}")
+    G = tiny_generator
+    runner = make_backend("synthesize", backend, G, 1, "cpu", styles=True)
+    ws = G.mapping(G.z_from_seeds([2]), truncation_psi=0.7).detach()
+    delta = 2 * torch.randn(1, sum(G.synthesis.style_channels), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        want = G.synthesis(ws, style_delta=delta)
+    assert runner.name == backend and (runner(ws, delta) - want).abs().max() < 1e-4
+
+
 # ---------------------------------------------------------------------------------- StyleCLIP's files
 
 def ffhq_on_meta():
