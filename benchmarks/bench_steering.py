@@ -46,8 +46,8 @@ def two_sounds(seconds: float) -> np.ndarray:
 def options(mode: str, directions: Path | None):
     from livesound.live.build import LiveOptions
 
-    return LiveOptions(preset="demo", steer=mode, directions=str(directions) if directions else None,
-                       pin_threads="off")
+    return LiveOptions(preset="demo", steer=mode, pin_threads="off",
+                       directions=str(directions) if directions and mode == "directions" else None)
 
 
 def stage_entry(times, warmup: int) -> dict:

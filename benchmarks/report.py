@@ -253,13 +253,20 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
+def _steering_backends(d: dict) -> str:
+    """'encode X, synthesize Y; map: mapper Z, optimize torch, ...' from what each run recorded."""
+    runs = {m: e.get("backends", {}) for m, e in d["fixed_step"].items()}
+    first = next(iter(runs.values()), {})
+    shared = ", ".join(f"{s} {first[s]}" for s in ("encode", "synthesize") if s in first)
+    return f"{shared}; map: " + ", ".join(f"{m} {b.get('map', '?')}" for m, b in runs.items())
+
+
 def steering_section(d: dict | None) -> list[str]:
     """Per-frame cost of each steering mode and a directions build (`bench_steering.py`), when recorded."""
     if not d:
         return []
     out = ["## Steering modes (`python benchmarks/bench_steering.py`)", "",
-           f"Renderer-side ms per frame on the {d['model']} preset (its backends: "
-           f"{', '.join(f'{k} {v}' for k, v in d['fixed_step']['directions'].get('backends', {}).items())}), "
+           f"Renderer-side ms per frame on the {d['model']} preset (its backends: {_steering_backends(d)}), "
            f"{d['threads']} torch thread, "
            f"p50 / p99; fixed-step is a headless file run, live the threaded engine on the synthetic source "
            f"(machine load average {d.get('load_average_1min_at_start', '?')} at the start: shared with other work).",
