@@ -31,7 +31,12 @@ from livesound.weights.checkpoint import (
     load_state_checked,
     save_own,
 )
-from livesound.weights.untrusted import check_shapes_before_building, check_torch_zip
+from livesound.weights.untrusted import (
+    TENSOR_SLACK_BYTES,
+    check_loaded_tensors,
+    check_shapes_before_building,
+    check_torch_zip,
+)
 
 KIND = "audio_encoder"
 
@@ -166,7 +171,7 @@ def _torch_load_weights_only(path: Path) -> Any:
     try:
         with warnings.catch_warnings():  # torch warns before refusing a TorchScript archive; we say why below
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # a global outside torch's weights-only allow-list
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"names {found.group(1)}, which is" if found else "holds objects that are"
@@ -178,6 +183,8 @@ def _torch_load_weights_only(path: Path) -> Any:
             raise CheckpointError(path, "a TorchScript archive, which livesound does not execute; save the "
                                         "module's state_dict() instead") from None
         raise CheckpointError(path, f"unreadable torch file, truncated or not a checkpoint ({text[:160]})") from None
+    check_loaded_tensors(obj, path, path.stat().st_size + TENSOR_SLACK_BYTES)  # no stride-0 giants
+    return obj
 
 
 def _is_state(d: Any) -> bool:

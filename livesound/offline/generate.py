@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from livesound.files import save_png
+from livesound.weights.untrusted import TENSOR_SLACK_BYTES, check_loaded_tensors
 from livesound.models.presets import generator_from_preset, load_preset
 
 
@@ -64,6 +65,7 @@ def load_latents(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
     path = Path(path)
     if path.suffix == ".pt":
         arr = torch.load(path, map_location="cpu", weights_only=True)
+        check_loaded_tensors(arr, path, path.stat().st_size + TENSOR_SLACK_BYTES)  # .float() would copy a giant
         if isinstance(arr, dict):
             arr = next((v for v in arr.values() if isinstance(v, torch.Tensor)), None)
         if not isinstance(arr, torch.Tensor):
