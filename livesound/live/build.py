@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livesound import fields
 from livesound.audio.io import AudioError
 from livesound.audio.mic import Microphone
 from livesound.audio.sources import FileSource, SynthSource
@@ -63,11 +64,11 @@ def live_settings(preset: Preset, opts: "LiveOptions") -> LiveSettings:
     """``LiveSettings`` from its defaults, the preset's ``live`` section, then the command line."""
     live = dict(preset.extra.get("live", {}))
     live.pop("backend", None)  # the stages' backends, not a setting of the frame
-    unknown = set(live) - LiveSettings.names()
-    if unknown:
-        raise PresetError(f"preset {preset.name!r}: unknown live settings {sorted(unknown)}; known: "
-                          f"{', '.join(sorted(LiveSettings.names()))}")
-    settings = LiveSettings(**live)
+    try:
+        settings = fields.from_dict(LiveSettings, live, LIVE_BOUNDS, "live settings")
+    except fields.FieldError as e:
+        where = preset.source or f"preset {preset.name!r}"
+        raise PresetError(f"{where}: live{'.' + e.field if e.field else ''}: {e.problem}") from None
     settings.truncation_psi, settings.noise_mode = preset.truncation_psi, preset.noise_mode
     settings.seed, settings.labels = opts.seed, list(opts.labels)
     if opts.strength is not None:
@@ -75,6 +76,16 @@ def live_settings(preset: Preset, opts: "LiveOptions") -> LiveSettings:
     if opts.smoothing_s is not None:
         settings.smoothing_s = opts.smoothing_s
     return settings
+
+
+# What a preset's ``live`` section may hold (a NaN strength or a 1e9 s window would reach the frame loop).
+LIVE_BOUNDS = {
+    "strength": fields.Bounds(0, 100), "smoothing_s": fields.Bounds(0, 60),
+    "window_s": fields.Bounds(0, 60, above=True), "truncation_psi": fields.Bounds(-5, 5),
+    "noise_mode": fields.Bounds(choices=("const", "random", "none")),
+    "seed": fields.Bounds(0, 2**31 - 1), "onset_boost": fields.Bounds(0, 100), "release_s": fields.Bounds(0, 60),
+    "labels": fields.Bounds(items=(0, 1000)), "embed_hz": fields.Bounds(0, 1000, above=True),
+}
 
 
 def build_pipeline(opts: LiveOptions) -> Pipeline:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from livesound import fields
 from livesound.weights.checkpoint import (
     CheckpointError,
     is_safetensors,
@@ -59,10 +60,12 @@ class AudioEncoderConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AudioEncoderConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown audio encoder config keys: {sorted(unknown)}")
-        return cls(**d)
+        """From a file's JSON, types and ranges checked (``livesound.fields``)."""
+        return fields.from_dict(cls, d, _ENCODER_BOUNDS, "audio encoder config")
+
+
+_ENCODER_BOUNDS = {"embed_dim": fields.Bounds(1, 8192), "n_mels": fields.Bounds(3, 4096),
+                   "frames": fields.Bounds(3, 65536)}
 
 
 class AudioEncoder(nn.Module):
