@@ -35,6 +35,8 @@ def add_parsers(subs) -> None:
     lv.add_argument("--record", metavar="PATH", help="window: where R records (.mp4 or a PNG folder); "
                                                      "headless: also record every frame into this video")
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
+    lv.add_argument("--max-audio-seconds", type=float, metavar="S",
+                    help="refuse a longer --source file (it is decoded whole into memory; default 600)")
     rig = lv.add_argument_group("the rig (OSC, MIDI, video out, live presets; README: 'Playing with the rig')")
     rig.add_argument("--osc-in", metavar="HOST:PORT", help="take /livesound/... control messages here")
     rig.add_argument("--osc-out", metavar="HOST:PORT", help="send per-frame features (/livesound/level ...) here")
@@ -58,7 +60,8 @@ def run_live(args) -> int:
         live=LiveOptions(preset=args.preset, source=args.source, device=args.device, generator=args.generator,
                          encoder=args.encoder, mapper=args.mapper, clip=args.clip, labels=split_list(args.labels),
                          strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
-                         backend=args.backend, pin_threads=args.pin_threads),
+                         backend=args.backend, pin_threads=args.pin_threads,
+                         max_audio_seconds=args.max_audio_seconds),
         rig=RigOptions(osc_in=args.osc_in, osc_out=args.osc_out, midi=args.midi, ndi=args.ndi, v4l2=args.v4l2,
                        preset_file=args.preset_file),
         headless=args.headless, frames=args.frames, out=args.out, hop_fps=args.hop_fps, record=args.record,

@@ -6,7 +6,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livesound import fields
 from livesound.audio.io import AudioError
 from livesound.audio.mic import Microphone
 from livesound.audio.sources import FileSource, SynthSource
@@ -25,6 +24,7 @@ from livesound.models.presets import (
     mapper_from_preset,
     mapper_is_trained,
 )
+from livesound.weights import fields
 
 
 @dataclass
@@ -45,6 +45,7 @@ class LiveOptions:
                                      # None: the preset's live.backend (torch if it names none)
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
     pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
+    max_audio_seconds: float | None = None  # a file source longer than this is refused (None: audio.io's default)
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
         plan(parse_pin(self.pin_threads))
@@ -116,4 +117,4 @@ def open_source(opts: LiveOptions):
                 raise AudioError(e.where, e.problem + hint) from None
             print(f"livesound live: no microphone ({e.problem}); using the synthetic source", file=sys.stderr)
             return SynthSource(opts.synth_kind)
-    return FileSource(opts.source, realtime=True, loop=True)
+    return FileSource(opts.source, realtime=True, loop=True, max_seconds=opts.max_audio_seconds)

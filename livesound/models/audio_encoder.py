@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livesound import fields
+from livesound.weights import fields
 from livesound.weights.checkpoint import (
     CheckpointError,
     is_safetensors,

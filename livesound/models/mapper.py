@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livesound import fields
+from livesound.weights import fields
 from livesound.weights.checkpoint import (
     CheckpointError,
     load_own,

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livesound import fields
+from livesound.weights import fields
 from livesound.weights.checkpoint import CheckpointError, load_state_checked, save_own
 from livesound.weights.stylegan2 import read_generator_checkpoint
 from livesound.weights.untrusted import check_shapes_before_building

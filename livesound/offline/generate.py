@@ -15,8 +15,8 @@ import torch
 from tqdm import tqdm
 
 from livesound.files import save_png
-from livesound.weights.untrusted import TENSOR_SLACK_BYTES, check_loaded_tensors
 from livesound.models.presets import generator_from_preset, load_preset
+from livesound.weights.untrusted import TENSOR_SLACK_BYTES, check_loaded_tensors
 
 
 @dataclass

@@ -20,8 +20,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from livesound import fields
 from livesound.rig.control import PARAMS, ControlError, Controls
+from livesound.weights import fields
 
 log = logging.getLogger("livesound")
 TOGGLES = ("pause", "record")

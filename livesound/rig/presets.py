@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livesound import fields
 from livesound.files import atomic_write
 from livesound.live.reactivity import ReactivityGains
 from livesound.rig.control import PARAMS, STRENGTH_MAX, parse_mix
 from livesound.rig.midi import MidiBinding
+from livesound.weights import fields
 
 FORMAT_KEY = "livesound_live_presets"
 SLOTS = range(1, 10)

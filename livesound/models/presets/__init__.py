@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from livesound import fields
 from livesound.models.audio_encoder import (
     AudioEncoderConfig,
     build_audio_encoder,
@@ -29,6 +28,7 @@ from livesound.models.stylegan2 import (
     build_generator,
     load_generator,
 )
+from livesound.weights import fields
 
 
 class PresetError(Exception):
