@@ -140,25 +140,32 @@ class PresetBank:
         self.slots = {int(k): v for k, v in slots.items()}
         self.midi = midi
 
-    def save(self) -> None:
+    def snapshot(self) -> dict:
+        """The file's content now, cheap to take (slots are replaced whole, never changed in place): a worker
+        can ``write`` it while the renderer goes on."""
+        return {FORMAT_KEY: 1, "slots": {str(k): v for k, v in sorted(self.slots.items())}, "midi": list(self.midi)}
+
+    def write(self, data: dict) -> None:
         if self.path is None:
             return
-        data = {FORMAT_KEY: 1, "slots": {str(k): v for k, v in sorted(self.slots.items())}, "midi": self.midi}
         text = json.dumps(data, indent=1) + "\n"
         atomic_write(self.path, lambda tmp: tmp.write_text(text))
 
+    def save(self) -> None:
+        self.write(self.snapshot())
+
     def store(self, slot: int, target) -> None:
-        self._check(slot)
-        self.slots[slot] = capture(target)
+        self.slots[self.check_slot(slot)] = capture(target)
         self.save()
 
     def recall(self, slot: int, target) -> None:
-        self._check(slot)
+        self.check_slot(slot)
         if slot not in self.slots:
             raise LivePresetError(f"live preset {slot} is empty (store it first)")
         apply(target, self.slots[slot], where=f"live preset {slot}")
 
     @staticmethod
-    def _check(slot: int) -> None:
+    def check_slot(slot: int) -> int:
         if slot not in SLOTS:
             raise LivePresetError(f"live preset slots are 1-9, got {slot}")
+        return slot
