@@ -46,9 +46,9 @@ MIN_FREE_BYTES = 1 << 30   # a recording stops before its disk has less than 1 G
 CHECK_EVERY_S = 0.5        # how often the writer looks at the output's size and the disk's free space
 _STOP = object()
 # Container options that keep a file playable up to its last second if the process dies mid-recording.
-_CRASH_SAFE = {"mp4": {"movflags": "frag_keyframe+empty_moov+default_base_moof"},
-               "mov": {"movflags": "frag_keyframe+empty_moov+default_base_moof"},
-               "matroska": {"cluster_time_limit": "1000"}}
+_CRASH_SAFE = {"mp4": {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
+               "mov": {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
+               "matroska": {"cluster_time_limit": "1000", "flush_packets": "1"}}
 
 
 def _import_av():
