@@ -161,6 +161,11 @@ class Rig:
         if slot is not None:
             log.info("livesound: live preset %d stored%s", slot, f" in {self.bank.path}" if self.bank.path else "")
 
+    def settle(self, timeout_s: float = 30.0) -> None:
+        """Wait until the rig's worker has done what was handed to it so far (written presets, finished
+        recordings). Not for the renderer thread."""
+        self._worker.submit(lambda: None).result(timeout_s)
+
     def save_midi_map(self) -> None:
         self.bank.midi = self.midi_map.to_json()
         self.bank.save()
