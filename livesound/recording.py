@@ -68,6 +68,7 @@ class _VideoSink:
         self._av = _import_av()  # fail in the caller's thread, at construction, not later in the writer
         self.path = path
         self.tmp = path.with_name(f"{path.stem}.recording-{os.getpid()}-{uuid.uuid4().hex[:6]}{path.suffix}")
+        self.tmp.touch(exist_ok=False)  # the name is taken from now on (the container opens with the first frame)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.codec = codec or self._pick_codec()
         self._container = None
@@ -108,6 +109,7 @@ class _VideoSink:
 
     def close(self) -> None:
         if self._container is None:
+            self.tmp.unlink(missing_ok=True)
             log.warning("recording %s: no frames arrived, so no file was written", self.path)
             return
         try:
@@ -145,6 +147,28 @@ class _PngSink:
 
     def close(self) -> None:
         pass
+
+
+def new_recording_path(folder: Path, suffix: str = "") -> Path:
+    """A fresh recording path in ``folder``, named to the millisecond (``livesound-20250101-120000-123``, then
+    ``-1``, ``-2``... on a clash). Without ``suffix`` it is a PNG folder, created here so no other recording can
+    take it; with one, a video name that no finished or in-progress file uses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    stem = f"livesound-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{int(now % 1 * 1000):03d}"
+    for n in range(1000):
+        name = stem if n == 0 else f"{stem}-{n}"
+        path = folder / f"{name}{suffix}"
+        if suffix:
+            if not path.exists() and not any(folder.glob(f"{name}.recording-*{suffix}")):
+                return path
+            continue
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise OSError(f"{folder}: no free recording name after {stem}-999")
 
 
 class Recorder:

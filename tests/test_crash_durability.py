@@ -8,6 +8,7 @@ saving a preset (a synced file write) ran on the renderer thread.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -140,12 +141,25 @@ def test_a_failed_plot_or_json_leaves_the_previous_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json", "b.png"]
 
 
-def test_recording_folders_never_collide(tmp_path):
-    from livesound.rig.rig import new_recording_folder
+def test_recording_names_never_collide(tmp_path, monkeypatch):
+    from livesound import recording
+    from livesound.recording import Recorder, new_recording_path
 
-    folders = [new_recording_folder(tmp_path) for _ in range(20)]   # all within the same second
+    folders = [new_recording_path(tmp_path) for _ in range(20)]     # all within the same second
     assert len(set(folders)) == 20 and all(f.is_dir() for f in folders)
     assert all(re.fullmatch(r"livesound-\d{8}-\d{6}-\d{3}(-\d+)?", f.name) for f in folders)
+    if importlib.util.find_spec("av") is None:
+        return
+    monkeypatch.setattr(recording.time, "time", lambda: 1_700_000_000.25)   # both takes in the same millisecond
+    first = new_recording_path(tmp_path / "v", ".mp4")
+    rec = Recorder(first, fps=30)
+    rec.write(np.zeros((16, 16, 3), np.uint8))
+    deadline = time.monotonic() + 10
+    while rec.frames_written < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = new_recording_path(tmp_path / "v", ".mp4")  # the first is still in progress, under its own name
+    rec.close()
+    assert second != first and second.name.endswith("-1.mp4") and first.exists()
 
 
 def test_stopping_a_recording_and_saving_a_preset_never_block_the_renderer(tmp_path, monkeypatch):

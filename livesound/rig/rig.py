@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from livesound.models.presets import models_dir
-from livesound.recording import MIN_FREE_BYTES, Recorder
+from livesound.recording import MIN_FREE_BYTES, Recorder, new_recording_path
 from livesound.rig.control import ControlError, Controls, StepTarget
 from livesound.rig.midi import MidiMap, open_midi
 from livesound.rig.osc import OscIn, OscOut, is_loopback, parse_host_port
@@ -172,7 +171,7 @@ class Rig:
 
     def set_recording(self, on: int) -> None:
         if on and self.recorder is None:
-            folder = new_recording_folder(Path(self.opts.record_dir))
+            folder = new_recording_path(Path(self.opts.record_dir))
             self.recorder = Recorder(folder, fps=30.0, max_bytes=int(self.opts.record_max_mb * 1e6))
             log.info("livesound: recording to %s", self.recorder.path)
         elif not on and self.recorder is not None:
@@ -210,21 +209,6 @@ class Rig:
         self._worker.shutdown(wait=True)  # recordings finished, preset files written
         if self.bank.path is not None and self.midi_map.to_json() != self.bank.midi:
             self.save_midi_map()  # what was learnt stays with the set
-
-
-def new_recording_folder(parent: Path) -> Path:
-    """A folder for one recording, named to the millisecond and created here, so two never share one."""
-    parent.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    stem = f"livesound-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{int(now % 1 * 1000):03d}"
-    for n in range(1000):
-        folder = parent / (stem if n == 0 else f"{stem}-{n}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise OSError(f"{parent}: no free recording name after {stem}-999")
 
 
 def _finish_recording(rec: Recorder) -> None:
