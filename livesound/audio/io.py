@@ -153,8 +153,7 @@ def _decode_mono(f: sf.SoundFile, limit: int, path: Path, limit_s: float) -> tup
 
 def _too_long(seconds: float, limit_s: float, decoded: bool = False) -> str:
     what = "decodes to more than" if decoded else "lasts"
-    return (f"{what} {seconds:.0f} s of audio, more than the {limit_s:g} s livesound reads by default "
-            f"(--max-audio-seconds raises it)")
+    return f"{what} {seconds:.0f} s of audio, past the limit of {limit_s:g} s (--max-audio-seconds raises it)"
 
 
 KAISER_BEST = dict(lowpass_filter_width=64, rolloff=0.9475937167399596, resampling_method="sinc_interp_kaiser",
