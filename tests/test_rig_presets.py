@@ -125,6 +125,9 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
         while len(frames) < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
         rig.controls.submit("generator", str(tmp_path / "broken.safetensors"))   # refused, nothing changes
+        # One swap in flight, the newest wins: the good one is asked for once the broken one was refused.
+        while rig.swap.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         rig.controls.submit("generator", str(gpath))
         while rig.swap.swaps < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
