@@ -358,7 +358,31 @@ def robustness_section() -> list[str]:
                 f"{fuzz['cases']} mutated files (seed {fuzz['seed']}): {fuzz['loaded']} loaded, {fuzz['clear_errors']} "
                 f"clear errors, {fuzz['other_failures']} other failures; slowest case {fuzz['max_case_s']:.2f} s, peak "
                 f"RSS growth {fuzz['max_rss_growth_mb']:.0f} MB; code ran: {'yes' if fuzz['code_ran'] else 'no'}.", ""]
+        out += _fuzz_cases(fuzz)
     return out
+
+
+# The hostile cases of the second round, as the result files name them (mutation families, then drills).
+NEW_FUZZ_CASES = {"strides": "tensors with stride 0 or overlapping strides",
+                  "giant": "consistent but over-large generators (stride-0 / shared-storage tensors)",
+                  "bomb": "compression bombs (FLAC)"}
+
+
+def _fuzz_cases(fuzz: dict) -> list[str]:
+    worst, drills = fuzz.get("worst", {}), fuzz.get("drills", {})
+    if not worst and not drills:
+        return []
+    rows = ["| case | count | failures | worst time | worst peak-RSS step |", "|---|---:|---:|---:|---:|"]
+    for key, what in NEW_FUZZ_CASES.items():
+        if key in worst:
+            w = worst[key]
+            rows.append(f"| {what} | {w['cases']} | {w.get('failures', 0)} | {w['worst_s'] * 1e3:.0f} ms | "
+                        f"{w['worst_rss_step_mb']:.0f} MB |")
+    for name, d in drills.items():
+        extra = f" (at most {d['max_extra_threads']} extra thread)" if name == "swap_flood" else ""
+        rows.append(f"| {name.replace('_', ' ')}{extra} | {d['cases']} | {len(d['failures'])} | "
+                    f"{d['worst_s'] * 1e3:.0f} ms | {d['worst_rss_step_mb']:.0f} MB |")
+    return rows + [""]
 
 
 def main() -> None:

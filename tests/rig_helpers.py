@@ -26,3 +26,15 @@ def shared_stages():
     from livesound.live.build import LiveOptions, build_pipeline
 
     return build_pipeline(LiveOptions(preset="demo", backend="onnxruntime"))  # the swap tests compare with ORT
+
+
+def snapshot_networks(pipeline):
+    """The pipeline's networks and backends, for ``restore_networks`` after a test swapped some."""
+    return (pipeline.G, pipeline.steerer, dict(pipeline.runners), dict(pipeline.torch_runners),
+            dict(pipeline.backends))
+
+
+def restore_networks(pipeline, saved) -> None:
+    G, steerer, runners, torch_runners, backends = saved
+    pipeline.replace(generator=G, steerer=steerer)
+    pipeline.runners, pipeline.torch_runners, pipeline.backends = runners, torch_runners, backends

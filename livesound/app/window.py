@@ -38,7 +38,7 @@ from PyQt6.QtWidgets import (
 
 from livesound.app.view import FrameView, OverlayInfo
 from livesound.live.engine import LiveEngine
-from livesound.recording import VIDEO_SUFFIXES, Recorder
+from livesound.recording import VIDEO_SUFFIXES, Recorder, new_recording_path
 
 log = logging.getLogger("livesound")
 
@@ -341,13 +341,8 @@ class LiveWindow(QMainWindow):
         return rec.path
 
     def _next_record_path(self) -> Path:
-        self.record_dir.mkdir(parents=True, exist_ok=True)
-        suffix = "" if self.record_format == "png" else f".{self.record_format}"
-        stem = f"livesound-{time.strftime('%Y%m%d-%H%M%S')}"
-        path, n = self.record_dir / f"{stem}{suffix}", 2
-        while path.exists():  # two recordings within a second
-            path, n = self.record_dir / f"{stem}-{n}{suffix}", n + 1
-        return path
+        # Named to the millisecond and checked against in-progress videos too: two takes never share a name.
+        return new_recording_path(self.record_dir, "" if self.record_format == "png" else f".{self.record_format}")
 
     # ------------------------------------------------------------------------------------------ closing
 

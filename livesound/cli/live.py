@@ -39,6 +39,8 @@ def add_parsers(subs) -> None:
     lv.add_argument("--record", metavar="PATH", help="window: where R records (.mp4 or a PNG folder); "
                                                      "headless: also record every frame into this video")
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
+    lv.add_argument("--max-audio-seconds", type=float, metavar="S",
+                    help="refuse a longer --source file (it is decoded whole into memory; default 600)")
     rig = lv.add_argument_group("the rig (OSC, MIDI, video out, live presets; README: 'Playing with the rig')")
     rig.add_argument("--osc-in", metavar="HOST:PORT", help="take /livesound/... control messages here")
     rig.add_argument("--osc-out", metavar="HOST:PORT", help="send per-frame features (/livesound/level ...) here")
@@ -46,6 +48,15 @@ def add_parsers(subs) -> None:
     rig.add_argument("--ndi", nargs="?", const="livesound", metavar="NAME", help="send frames as an NDI source")
     rig.add_argument("--v4l2", nargs="?", const="", metavar="DEVICE", help="send frames to a v4l2loopback camera")
     rig.add_argument("--preset-file", metavar="JSON", help="live presets 1-9 and the MIDI map (created on store)")
+    rig.add_argument("--osc-listen-any", action="store_true",
+                     help="allow --osc-in on an address beyond loopback (OSC has no authentication: see docs/rig.md)")
+    rig.add_argument("--osc-allow-from", action="append", default=[], metavar="ADDR",
+                     help="read OSC only from this sender address or host name (repeatable)")
+    rig.add_argument("--osc-allow-path", action="append", default=[], metavar="DIR",
+                     help="/generator and /mapper may also load checkpoints from this folder (repeatable; the "
+                          "models folder always)")
+    rig.add_argument("--record-max-mb", type=float, default=2048.0, metavar="MB",
+                     help="a recording started by OSC/MIDI stops at this size (default %(default)g)")
     st = lv.add_argument_group("steering (docs/meaning.md)")
     st.add_argument("--steer", choices=["mapper", "optimize", "directions"], default=None,
                     help="how the sound moves the picture: the mapper, live optimisation of the paper's loss, or "
@@ -74,10 +85,13 @@ def run_live(args) -> int:
                          generator=args.generator,
                          encoder=args.encoder, mapper=args.mapper, clip=args.clip, labels=split_list(args.labels),
                          strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
-                         backend=args.backend, pin_threads=args.pin_threads, steer=args.steer,
-                         directions=args.directions, beta=args.beta, learn=args.learn),
+                         backend=args.backend, pin_threads=args.pin_threads,
+                         max_audio_seconds=args.max_audio_seconds, steer=args.steer, directions=args.directions,
+                         beta=args.beta, learn=args.learn),
         rig=RigOptions(osc_in=args.osc_in, osc_out=args.osc_out, midi=args.midi, ndi=args.ndi, v4l2=args.v4l2,
-                       preset_file=args.preset_file),
+                       preset_file=args.preset_file, osc_listen_any=args.osc_listen_any,
+                       osc_allow_from=args.osc_allow_from, osc_allow_path=args.osc_allow_path,
+                       record_max_mb=args.record_max_mb),
         headless=args.headless, frames=args.frames, out=args.out, hop_fps=args.hop_fps, record=args.record,
         stats=args.stats, fullscreen=args.fullscreen)
     show = prepare_show(show)

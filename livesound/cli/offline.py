@@ -73,6 +73,8 @@ def add_parsers(subs) -> None:
     e.add_argument("--top", type=int, default=3, help="how many labels to print per file")
     e.add_argument("--batch", type=int, default=8, help="files encoded at once")
     add_device_arg(e)
+    e.add_argument("--max-audio-seconds", type=float, metavar="S",
+                   help="refuse longer files (a small compressed file can decode to gigabytes; default 600)")
 
     c = sub(subs, "convert", "convert a foreign checkpoint to livesound's safetensors format", CONVERT_EXAMPLE)
     c.set_defaults(run=run_convert)
@@ -166,7 +168,8 @@ def run_embed(args) -> int:
     opts = EmbedToFileOptions(files=args.files, preset=args.preset, encoder=args.encoder, preprocess=args.preprocess,
                               raw=args.raw, clean_nonfinite=args.clean_nonfinite, out=args.out, clip=args.clip,
                               clip_model=args.clip_model, labels=split_list(args.labels) if args.labels else None,
-                              top=args.top, batch=args.batch, device=args.device)
+                              top=args.top, batch=args.batch, device=args.device,
+                              max_audio_seconds=args.max_audio_seconds)
     s = embed_to_file(opts, log=say("embed"))
     print(f"livesound embed: wrote {s.out} ({s.shape[0]} x {s.shape[1]} float32, {s.kind}, "
           f"{s.preprocess} preprocessing)")

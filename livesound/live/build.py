@@ -25,6 +25,7 @@ from livesound.models.presets import (
     mapper_from_preset,
     mapper_is_trained,
 )
+from livesound.weights import fields
 
 
 @dataclass
@@ -47,6 +48,7 @@ class LiveOptions:
                                      # None: the preset's live.backend (torch if it names none)
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
     pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
+    max_audio_seconds: float | None = None  # a file source longer than this is refused (None: audio.io's default)
     steer: str | None = None         # a kind of livesound.live.steering.STEERERS; None: the mapper
     directions: str | None = None    # --steer directions: fs3.npy (StyleCLIP) or `livesound directions build`'s file
     beta: float | None = None        # --steer directions: disentanglement threshold (None: the steerer's default)
@@ -82,11 +84,11 @@ def live_settings(preset: Preset, opts: "LiveOptions") -> LiveSettings:
     """``LiveSettings`` from its defaults, the preset's ``live`` section, then the command line."""
     live = dict(preset.extra.get("live", {}))
     live.pop("backend", None)  # the stages' backends, not a setting of the frame
-    unknown = set(live) - LiveSettings.names()
-    if unknown:
-        raise PresetError(f"preset {preset.name!r}: unknown live settings {sorted(unknown)}; known: "
-                          f"{', '.join(sorted(LiveSettings.names()))}")
-    settings = LiveSettings(**live)
+    try:
+        settings = fields.from_dict(LiveSettings, live, LIVE_BOUNDS, "live settings")
+    except fields.FieldError as e:
+        where = preset.source or f"preset {preset.name!r}"
+        raise PresetError(f"{where}: live{'.' + e.field if e.field else ''}: {e.problem}") from None
     settings.truncation_psi, settings.noise_mode = preset.truncation_psi, preset.noise_mode
     settings.seed, settings.labels = opts.seed, list(opts.labels)
     if opts.strength is not None:
@@ -94,6 +96,16 @@ def live_settings(preset: Preset, opts: "LiveOptions") -> LiveSettings:
     if opts.smoothing_s is not None:
         settings.smoothing_s = opts.smoothing_s
     return settings
+
+
+# What a preset's ``live`` section may hold (a NaN strength or a 1e9 s window would reach the frame loop).
+LIVE_BOUNDS = {
+    "strength": fields.Bounds(0, 100), "smoothing_s": fields.Bounds(0, 60),
+    "window_s": fields.Bounds(0, 60, above=True), "truncation_psi": fields.Bounds(-5, 5),
+    "noise_mode": fields.Bounds(choices=("const", "random", "none")),
+    "seed": fields.Bounds(0, 2**31 - 1), "onset_boost": fields.Bounds(0, 100), "release_s": fields.Bounds(0, 60),
+    "labels": fields.Bounds(items=(0, 1000)), "embed_hz": fields.Bounds(0, 1000, above=True),
+}
 
 
 def build_pipeline(opts: LiveOptions) -> Pipeline:
@@ -128,4 +140,4 @@ def open_source(opts: LiveOptions):
                 raise AudioError(e.where, e.problem + hint) from None
             print(f"livesound live: no microphone ({e.problem}); using the synthetic source", file=sys.stderr)
             return SynthSource(opts.synth_kind)
-    return FileSource(opts.source, realtime=True, loop=True)
+    return FileSource(opts.source, realtime=True, loop=True, max_seconds=opts.max_audio_seconds)

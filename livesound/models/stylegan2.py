@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from livesound.weights import fields
 from livesound.weights.checkpoint import CheckpointError, load_state_checked, save_own
 from livesound.weights.stylegan2 import read_generator_checkpoint
 from livesound.weights.untrusted import check_shapes_before_building
@@ -89,6 +90,8 @@ class GeneratorConfig:
             raise ValueError(f"{len(self.channels)} channel widths given for {len(resolutions)} blocks")
         if min(self.channels) < 1:
             raise ValueError(f"every block needs at least one channel, got {self.channels}")
+        if not sum(self.blur_kernel) > 0:  # the kernel is normalised by its sum
+            raise ValueError(f"blur_kernel must have a positive sum, got {self.blur_kernel}")
 
     @property
     def num_blocks(self) -> int:
@@ -108,11 +111,20 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
-        return cls(**d)
+        """From a file's JSON: types and ranges checked (``livesound.fields``), so NaN, inf or -5 layers fail
+        with the field's name."""
+        return fields.from_dict(cls, d, _GENERATOR_BOUNDS, "generator config")
+
+
+_SIZE = fields.Bounds(1, 8192)
+_GENERATOR_BOUNDS = {
+    "resolution": fields.Bounds(4, 8192), "z_dim": _SIZE, "w_dim": _SIZE, "c_dim": fields.Bounds(0, 100_000),
+    "mapping_layers": fields.Bounds(1, 64), "mapping_lr_mul": fields.Bounds(0, 1000, above=True),
+    "channels": fields.Bounds(1, 65536, items=(0, 12)), "channel_multiplier": fields.Bounds(1, 64),
+    "channel_base": fields.Bounds(1, 2**26), "channel_max": fields.Bounds(1, 65536),
+    "img_channels": fields.Bounds(1, 4), "conv_clamp": fields.Bounds(0, 1e9, above=True),
+    "blur_kernel": fields.Bounds(0, 1e6, items=(1, 16)),
+}
 
 
 def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -36,6 +36,7 @@ class EmbedOptions:
     normalize: bool = True
     batch: int = 8
     nonfinite: str = "reject"
+    max_audio_seconds: float | None = None   # longer files are refused (None: livesound.audio.io's default)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class EmbedToFileOptions:
     preprocess: str = "paper"
     raw: bool = False                 # raw encoder outputs instead of unit vectors
     clean_nonfinite: bool = False     # NaN/inf samples become 0 (with a warning) instead of refusing the file
+    max_audio_seconds: float | None = None   # longer files are refused (None: livesound.audio.io's default)
     out: str = "embeddings.npy"
     clip: str | None = None           # CLIP weights for the labels; None: the preset's
     clip_model: str = "ViT-B-32"
@@ -65,11 +67,12 @@ class EmbedSummary:
     labels: list[tuple[str, list[tuple[str, float]]]]   # (file, [(label, cosine), ...] best first)
 
 
-def features_for(path: str | Path, preprocess: str = "paper", nonfinite: str = "reject") -> torch.Tensor:
+def features_for(path: str | Path, preprocess: str = "paper", nonfinite: str = "reject",
+                 max_seconds: float | None = None) -> torch.Tensor:
     """One file's encoder input [1, 1, 128, 512]; raises ``AudioError`` for unusable audio."""
     if preprocess not in PREPROCESS:
         raise ValueError(f"--preprocess must be one of {PREPROCESS}, not {preprocess!r}")
-    wave = load_audio(path, sr=SAMPLE_RATE, nonfinite=nonfinite)
+    wave = load_audio(path, sr=SAMPLE_RATE, nonfinite=nonfinite, max_seconds=max_seconds)
     with torch.no_grad():
         if preprocess == "paper":
             return PaperLogMel()(torch.from_numpy(wave)[None])
@@ -94,7 +97,7 @@ def embed_files(encoder: torch.nn.Module, opts: EmbedOptions,
         pending.clear()
 
     for path in progress(opts.files):
-        pending.append(features_for(path, opts.preprocess, opts.nonfinite))
+        pending.append(features_for(path, opts.preprocess, opts.nonfinite, opts.max_audio_seconds))
         if len(pending) == opts.batch:
             flush()
     if pending:
@@ -134,7 +137,8 @@ def embed_to_file(opts: EmbedToFileOptions, log: Callable[[str], None] = lambda 
                 log("note: the demo preset's CLIP is untrained; its labels mean nothing. "
                     "Pass --clip WEIGHTS for real ones.")
     how = EmbedOptions(files=opts.files, preprocess=opts.preprocess, normalize=not opts.raw,
-                       batch=max(1, opts.batch), nonfinite="clean" if opts.clean_nonfinite else "reject")
+                       batch=max(1, opts.batch), nonfinite="clean" if opts.clean_nonfinite else "reject",
+                       max_audio_seconds=opts.max_audio_seconds)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         emb = embed_files(encoder, how, lambda it: tqdm(it, unit="file", file=sys.stderr,

@@ -20,6 +20,7 @@ from livesound.live.backends import make_backend
 from livesound.live.device import resolve_device
 from livesound.models.fast_paths import apply_fast_paths
 from livesound.models.presets import generator_from_preset, load_preset
+from livesound.weights.untrusted import TENSOR_SLACK_BYTES, check_loaded_tensors
 
 
 @dataclass
@@ -70,6 +71,7 @@ def load_latents(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
     path = Path(path)
     if path.suffix == ".pt":
         arr = torch.load(path, map_location="cpu", weights_only=True)
+        check_loaded_tensors(arr, path, path.stat().st_size + TENSOR_SLACK_BYTES)  # .float() would copy a giant
         if isinstance(arr, dict):
             arr = next((v for v in arr.values() if isinstance(v, torch.Tensor)), None)
         if not isinstance(arr, torch.Tensor):

@@ -28,6 +28,7 @@ from livesound.models.stylegan2 import (
     build_generator,
     load_generator,
 )
+from livesound.weights import fields
 
 
 class PresetError(Exception):
@@ -42,6 +43,7 @@ class Preset:
     truncation_psi: float = 0.7
     noise_mode: str = "const"
     extra: dict = field(default_factory=dict)  # entries later stages read (encoder, mapper, ...)
+    source: str = ""                           # where it was read from, for error messages
 
     @property
     def embedded(self) -> bool:
@@ -89,20 +91,63 @@ def load_preset(name_or_path: str) -> Preset:
         text, where = res.read_text(), f"preset {name_or_path}"
     try:
         d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PresetError(f"{where}: not valid JSON ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
+        raise PresetError(f"{where}: not valid JSON ({str(e)[:200] or 'nested too deeply'})") from None
     try:
-        gen = d.pop("generator")
-        preset = Preset(name=d.pop("name"), description=d.pop("description", ""), generator=gen,
-                        truncation_psi=float(d.pop("truncation_psi", 0.7)),
-                        noise_mode=d.pop("noise_mode", "const"), extra=d)
-    except KeyError as e:
-        raise PresetError(f"{where}: missing field {e}") from None
-    if preset.noise_mode not in NOISE_MODES:
-        raise PresetError(f"{where}: noise_mode must be one of {NOISE_MODES}")
-    if ("checkpoint" in gen) == ("config" in gen):
-        raise PresetError(f"{where}: generator needs either 'checkpoint' or 'seed' + 'config'")
+        preset = _preset_from_json(d)
+    except ValueError as e:  # fields.FieldError and the configs' own checks, each naming its field
+        raise PresetError(f"{where}: {e}") from None
+    preset.source = where
     return preset
+
+
+_SEED = fields.Bounds(0, 2**32 - 1)
+_NETWORKS = ("generator", "encoder", "mapper", "clip")
+
+
+def _preset_from_json(d) -> Preset:
+    """A Preset from a preset file's JSON, every field it uses checked (FieldError names the field)."""
+    d = dict(fields.obj(d, "preset"))
+    for key in ("name", "generator"):
+        if key not in d:
+            raise fields.FieldError(key, "missing")
+    for key in _NETWORKS + ("live",):
+        if key in d:
+            fields.obj(d[key], key)
+    gen = d.pop("generator")
+    preset = Preset(name=fields.text(d.pop("name"), "name"),
+                    description=fields.text(d.pop("description", ""), "description"), generator=gen,
+                    truncation_psi=fields.number(d.pop("truncation_psi", 0.7), "truncation_psi",
+                                                 fields.Bounds(-5, 5)),
+                    noise_mode=fields.text(d.pop("noise_mode", "const"), "noise_mode",
+                                           fields.Bounds(choices=NOISE_MODES)), extra=d)
+    if ("checkpoint" in gen) == ("config" in gen):
+        raise fields.FieldError("generator", "needs either 'checkpoint' or 'seed' + 'config'")
+    configs = {"generator": GeneratorConfig.from_dict, "encoder": AudioEncoderConfig.from_dict,
+               "mapper": MapperConfig.from_dict}
+    for key in _NETWORKS:
+        entry = gen if key == "generator" else d.get(key, {})
+        for name in ("checkpoint", "source", "model", "weights"):
+            if name in entry:
+                fields.text(entry[name], f"{key}.{name}")
+        if "seed" in entry:
+            fields.integer(entry["seed"], f"{key}.seed", _SEED)
+        if "config" in entry and key in configs:
+            if key == "mapper" and set(fields.obj(entry["config"], "mapper.config")) & _SET_BY_NETWORKS:
+                raise fields.FieldError("mapper.config", f"{sorted(_SET_BY_NETWORKS)} come from the generator "
+                                                         "and the encoder, not the preset")
+            try:
+                configs[key](entry["config"])
+            except fields.FieldError as e:
+                raise fields.FieldError(".".join(filter(None, (key, "config", e.field))), e.problem) from None
+            except ValueError as e:  # the config's own consistency checks (__post_init__)
+                raise fields.FieldError(f"{key}.config", str(e)) from None
+    if "calibrate_rgb" in gen:
+        fields.number(gen["calibrate_rgb"], "generator.calibrate_rgb", fields.Bounds(0, 10, above=True))
+    return preset
+
+
+_SET_BY_NETWORKS = {"num_ws", "w_dim", "clip_dim"}
 
 
 def generator_from_preset(preset: Preset, path: str | Path | None = None, device: str = "cpu"):
