@@ -247,13 +247,13 @@ def render() -> str:
         out += ["## Offline optimisation (`python benchmarks/bench_optimize.py`)", "",
                 f"{opt['step_p50_ms']:.0f} ms per step (p50) on the {opt['model']} preset, {opt['threads']} thread; "
                 f"a 300-step run measured {opt['run_300_measured_s']:.1f} s.", ""]
-    out += steering_section(_load("steering_demo_cpu.json"))
+    out += steer_modes_section(_load("steer_modes_demo_cpu.json"))
     out += reference_section() + gpu_section()
     out += robustness_section()
     return "\n".join(out) + "\n"
 
 
-def _steering_backends(d: dict) -> str:
+def _steer_modes_backends(d: dict) -> str:
     """'encode X, synthesize Y; map: mapper Z, optimize torch, ...' from what each run recorded."""
     runs = {m: e.get("backends", {}) for m, e in d["fixed_step"].items()}
     first = next(iter(runs.values()), {})
@@ -261,12 +261,12 @@ def _steering_backends(d: dict) -> str:
     return f"{shared}; map: " + ", ".join(f"{m} {b.get('map', '?')}" for m, b in runs.items())
 
 
-def steering_section(d: dict | None) -> list[str]:
-    """Per-frame cost of each steering mode and a directions build (`bench_steering.py`), when recorded."""
+def steer_modes_section(d: dict | None) -> list[str]:
+    """Per-frame cost of each steering mode and a directions build (`bench_steer_modes.py`), when recorded."""
     if not d:
         return []
-    out = ["## Steering modes (`python benchmarks/bench_steering.py`)", "",
-           f"Renderer-side ms per frame on the {d['model']} preset (its backends: {_steering_backends(d)}), "
+    out = ["## Steering modes (`python benchmarks/bench_steer_modes.py`)", "",
+           f"Renderer-side ms per frame on the {d['model']} preset (its backends: {_steer_modes_backends(d)}), "
            f"{d['threads']} torch thread, "
            f"p50 / p99; fixed-step is a headless file run, live the threaded engine on the synthetic source "
            f"(machine load average {d.get('load_average_1min_at_start', '?')} at the start: shared with other work).",
@@ -283,7 +283,7 @@ def steering_section(d: dict | None) -> list[str]:
         out += ["", f"`directions build --preset {d['model']}`: {build['per_sample_s']:.0f} s per sample "
                     f"({build['images_per_sample']} images: two per style channel); 32 samples extrapolate to "
                     f"{build['samples_32_extrapolated_s'] / 60:.0f} min."]
-    return out + ["", "![steering](results/steering_demo_cpu.png)", ""]
+    return out + ["", "![steer modes](results/steer_modes_demo_cpu.png)", ""]
 
 
 def _busy(machine: dict) -> str:

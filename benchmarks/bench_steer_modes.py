@@ -1,7 +1,7 @@
 """What each way of steering costs per frame on the demo preset (renderer side), and a directions build.
 
-    python benchmarks/bench_steering.py                     # all of it (about a minute and a half on 2 cores)
-    python benchmarks/bench_steering.py --build-samples 0   # frame costs only
+    python benchmarks/bench_steer_modes.py                     # all of it (about a minute and a half on 2 cores)
+    python benchmarks/bench_steer_modes.py --build-samples 0   # frame costs only
 
 Scenarios, each with the preset's own backends (demo: ``auto``, measured once per machine; ``map`` runs the
 steerer in torch; each entry records the backends it ran on):
@@ -12,7 +12,7 @@ steerer in torch; each entry records the backends it ran on):
   share the CPU with the listener).
 - directions build: ``livesound directions build --preset demo`` with ``--build-samples`` samples, timed; the
   contract's 32 samples are extrapolated (each sample costs the same: 2 images per style channel).
-Writes benchmarks/results/steering_demo_cpu.json and a plot beside it.
+Writes benchmarks/results/steer_modes_demo_cpu.json and a plot beside it.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("--build-samples", type=int, default=1, help="samples of the timed directions build (0: skip)")
     ap.add_argument("--directions", help="a directions file for the demo preset (default: built here, 1 sample)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the live engine's workers use one each)")
-    ap.add_argument("--out", default=str(RESULTS / "steering_demo_cpu.json"))
+    ap.add_argument("--out", default=str(RESULTS / "steer_modes_demo_cpu.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
