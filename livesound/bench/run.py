@@ -37,6 +37,9 @@ class BenchOptions:
     blocksize: int = 256              # latency: capture block size
     latency: str = "low"              # latency: capture device latency
     backend: str | None = None        # latency: stage backends as for ``livesound live --backend``
+    size: str | None = None           # stages: output size "WxH" (times the resize stage)
+    fit: str = "cover"
+    upscaler: str | None = None       # stages: Real-ESRGAN weights (times the upscale stage)
 
 
 def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> tuple[Path, Path]:
@@ -66,7 +69,8 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> tup
         if opts.generator:
             raise ValueError("--generator needs --stages generator (a whole frame runs the preset's networks)")
         plot = stages_bench.plot
-        result = stages_bench.run_bench(opts.preset, backends, opts.frames, opts.warmup, threads, log=log)
+        result = stages_bench.run_bench(opts.preset, backends, opts.frames, opts.warmup, threads, log=log,
+                                        size=opts.size, fit=opts.fit, upscaler=opts.upscaler)
     out = Path(opts.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = Path(opts.plot) if opts.plot else out.with_suffix(".png")

@@ -11,6 +11,7 @@ from livesound.audio.mic import Microphone
 from livesound.audio.sources import FileSource, SynthSource
 from livesound.live.affinity import parse_pin, plan
 from livesound.live.backends import parse_backend_choice
+from livesound.live.output import FITS, FrameResize, frame_upscaler, parse_size
 from livesound.live.pipeline import LiveSettings, Pipeline
 from livesound.live.steering import MapperSteer, Steerer
 from livesound.models.fast_paths import apply_fast_paths
@@ -24,6 +25,7 @@ from livesound.models.presets import (
     mapper_from_preset,
     mapper_is_trained,
 )
+from livesound.offline.generate import load_latents
 
 
 @dataclass
@@ -44,9 +46,20 @@ class LiveOptions:
                                      # None: the preset's live.backend (torch if it names none)
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
     pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
+    size: str | None = None          # "WxH" output size (livesound.live.output); None: the generator's own
+    fit: str = "cover"               # cover | contain, when the aspect differs
+    upscaler: str | None = None      # Real-ESRGAN weights (.pth): super-resolution before the resize
+    latent: str | None = None        # w+ (.npy/.pt, first row) as the source latent instead of the seed's
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
         plan(parse_pin(self.pin_threads))
+        if self.size is not None:
+            parse_size(self.size)
+        if self.fit not in FITS:
+            raise ValueError(f"--fit must be one of {', '.join(FITS)}, got {self.fit!r}")
+        for flag, path in (("--upscaler", self.upscaler), ("--latent", self.latent)):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{path}: no such file ({flag})")
 
 
 def steerer_from_preset(preset: Preset, G, clip_dim: int, mapper_path: str | Path | None = None) -> Steerer:
@@ -85,8 +98,13 @@ def build_pipeline(opts: LiveOptions) -> Pipeline:
     steerer = steerer_from_preset(preset, G, encoder.embed_dim, opts.mapper)
     clip = clip_from_preset(preset, opts.clip)
     backend = opts.backend if opts.backend is not None else preset.extra.get("live", {}).get("backend")
-    return Pipeline(G, encoder, steerer, clip, settings, backends=parse_backend_choice(backend),
-                    backend_threads=opts.backend_threads)
+    upscaler = frame_upscaler(opts.upscaler, G.resolution) if opts.upscaler else None
+    resizer = FrameResize(*parse_size(opts.size), opts.fit) if opts.size else None
+    pipeline = Pipeline(G, encoder, steerer, clip, settings, backends=parse_backend_choice(backend),
+                        backend_threads=opts.backend_threads, upscaler=upscaler, resizer=resizer)
+    if opts.latent:
+        pipeline.set_source(load_latents(opts.latent, G.num_ws, G.w_dim)[:1], opts.seed)
+    return pipeline
 
 
 def open_source(opts: LiveOptions):

@@ -2,6 +2,7 @@
 
     hear:  features -> encode                          (new audio -> the newest window's unit embedding)
     draw:  smooth -> map -> synthesize -> to_rgb8       (embedding + strength -> an 8-bit RGB frame)
+           with an output size (`livesound.live.output`): synthesize -> upscale? -> resize -> to_rgb8
 
 ``hear`` and ``draw`` are the recipe's two halves, and the only way frames are made: the threaded live engine
 (`livesound.live.engine`) runs ``hear`` on its listener thread and ``draw`` on its renderer thread; the
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 
 from livesound.audio.features import PAPER_FRAMES, StreamLogMel, to_encoder_input
 from livesound.live.backends import TorchBackend, make_backend
+from livesound.live.glide import GLIDE_S, SourceGlide
 from livesound.live.hpss import StreamingHPSS
 from livesound.live.reactivity import Reactivity
 from livesound.live.smoothing import EmbeddingSmoother, OnsetEnvelope
@@ -91,7 +93,8 @@ class Pipeline:
     """The networks and state of the live path, and the stages of one frame (see the module docstring)."""
 
     def __init__(self, G, encoder, steerer: Steerer, clip=None, settings: LiveSettings | None = None,
-                 sample_rate: int = 44100, backends: dict[str, str] | None = None, backend_threads: int = 1):
+                 sample_rate: int = 44100, backends: dict[str, str] | None = None, backend_threads: int = 1,
+                 upscaler=None, resizer=None):
         self.s = settings or LiveSettings()
         self.G, self.encoder, self.steerer, self.clip = G, encoder, steerer, clip
         self.sample_rate = sample_rate
@@ -108,10 +111,14 @@ class Pipeline:
         self.text_e: torch.Tensor | None = None
         self.text_groups: tuple[str, ...] = ("coarse",)  # layer groups the text steers (the rest follow sound)
         self.times = StageTimes()
+        self.upscaler, self.resizer = upscaler, resizer   # the output stages (livesound.live.output); None: none
         self.torch_runners = {"encode": TorchBackend(encoder), "map": TorchBackend(steerer),
                               "synthesize": TorchBackend(self._synthesis(G))}
+        if upscaler is not None:
+            self.torch_runners["upscale"] = TorchBackend(upscaler)
         self.runners = dict(self.torch_runners)
-        self.backends = {stage: "torch" for stage in self.runners} | dict(backends or {})
+        self.backends = {stage: "torch" for stage in self.runners} | \
+            {stage: name for stage, name in (backends or {}).items() if stage in self.runners}
         if self.s.noise_mode != "const" and self.backends["synthesize"] != "torch":
             raise ValueError("exported generators bake in the constant noise: use noise_mode 'const'")
         for stage, name in self.backends.items():
@@ -124,7 +131,8 @@ class Pipeline:
 
     def network(self, stage: str) -> torch.nn.Module:
         """The module a backend of ``stage`` runs (what an accelerated backend exports)."""
-        module = {"encode": self.encoder, "map": self.steerer.network, "synthesize": self.G}[stage]
+        module = {"encode": self.encoder, "map": self.steerer.network, "synthesize": self.G,
+                  "upscale": self.upscaler}[stage]
         if module is None:
             raise ValueError(f"the {self.steerer.kind} steerer has no network to accelerate; run map on torch")
         return module
@@ -161,8 +169,13 @@ class Pipeline:
         self.set_source(ws, seed)
 
     def set_source(self, ws_src: torch.Tensor, seed: int) -> None:
-        """The source latent [1, num_ws, w_dim] (and the seed it is filed under)."""
+        """The source latent [1, num_ws, w_dim] (and the seed it is filed under); ends any glide."""
         self.ws_src, self.seed = ws_src, int(seed)
+        self.glide: SourceGlide | None = None
+
+    def glide_to(self, ws: torch.Tensor, seconds: float = GLIDE_S) -> None:
+        """Travel the source latent to ``ws`` [1, num_ws, w_dim] over ``seconds`` of frames (`livesound.live.glide`)."""
+        self.glide = SourceGlide(self.ws_src, ws, seconds)
 
     def set_text(self, text: str | None) -> None:
         if not text:
@@ -207,10 +220,16 @@ class Pipeline:
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
         return self.runners["synthesize"](ws)                                 # [1, 3, R, R]
 
+    def upscale(self, img: torch.Tensor) -> torch.Tensor:
+        return self.runners["upscale"](img)                                   # [1, 3, scale*R, scale*R]
+
+    def resize(self, img: torch.Tensor) -> torch.Tensor:
+        return self.resizer(img)                                              # [1, 3, H, W], on img's device
+
     @staticmethod
     def to_rgb8(img: torch.Tensor) -> np.ndarray:
         x = ((img[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return np.ascontiguousarray(x.permute(1, 2, 0).numpy())              # [R, R, 3]
+        return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())        # [H, W, 3]: the one host copy
 
     # -- the recipe -----------------------------------------------------------------------------------------
     def hear(self, samples: np.ndarray, clock: StageClock) -> torch.Tensor:
@@ -230,8 +249,16 @@ class Pipeline:
         except Exception:
             self.smoother.reset()  # a NaN in its state would poison every later frame
             raise
+        if self.glide is not None:
+            self.ws_src = self.glide.step(dt)
+            if self.glide.done:
+                self.glide = None
         ws = clock.run("map", self.map, e_s, k)
         img = clock.run("synthesize", self.synthesize, ws)
+        if self.upscaler is not None:
+            img = clock.run("upscale", self.upscale, img)
+        if self.resizer is not None:
+            img = clock.run("resize", self.resize, img)
         rgb = clock.run("to_rgb8", self.to_rgb8, img)
         return Drawn(rgb, float(level), float(onset), k, e_s)
 

@@ -1,7 +1,8 @@
 """Stage backends: one call, ``backend(*tensors) -> tensor``, on torch, ONNX Runtime or TensorRT.
 
 Three stages of a frame run a network and can be accelerated: ``encode`` (audio encoder), ``map`` (the
-steerer's network) and ``synthesize`` (the generator). Each runs on one backend chosen by name; the pipeline
+steerer's network) and ``synthesize`` (the generator), and a fourth where an output size asks for it:
+``upscale`` (a Real-ESRGAN network, `livesound.live.output`). Each runs on one backend chosen by name; the pipeline
 never knows which. Every backend object has ``name`` and is called with torch tensors and returns a torch
 tensor, so backends mix freely from one stage to the next.
 
@@ -22,8 +23,8 @@ from livesound.live.backends.torch_stage import TorchBackend
 from livesound.live.backends.trt_stage import tensorrt_backend
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
-ACCELERATED_STAGES = ("encode", "map", "synthesize")  # features, smooth and to_rgb8 stay in torch/numpy
-GRAPH_NAMES = {"encode": "encoder", "map": "mapper", "synthesize": "generator"}  # their ONNX graphs
+ACCELERATED_STAGES = ("encode", "map", "synthesize", "upscale")  # features, smooth, resize, to_rgb8: torch
+GRAPH_NAMES = {"encode": "encoder", "map": "mapper", "synthesize": "generator", "upscale": "upscaler"}
 
 __all__ = ["ACCELERATED_STAGES", "BACKENDS", "TorchBackend", "cached_onnx", "engines_dir", "fingerprint",
            "make_backend", "parse_backend_choice"]
@@ -49,7 +50,8 @@ def parse_backend_choice(text: str | None) -> dict[str, str]:
 
 
 def make_backend(stage: str, backend: str, module: nn.Module, threads: int = 1):
-    """An accelerated backend running ``module`` (the generator, the steerer's network or the encoder) as
+    """An accelerated backend running ``module`` (the generator, the steerer's network, the encoder or the
+    upscaler) as
     ``stage``; the torch backend is the module itself (``TorchBackend``)."""
     if stage not in GRAPH_NAMES:
         raise ValueError(f"stage {stage!r} has no accelerated backend; stages: {', '.join(ACCELERATED_STAGES)}")

@@ -32,11 +32,13 @@ def fingerprint(module: torch.nn.Module, extra: str = "") -> str:
 
 
 def cached_onnx(graph: str, module: torch.nn.Module) -> Path:
-    """The ONNX graph ``graph`` ("generator", "mapper" or "encoder") of ``module`` from the cache, exported (and
-    parity-checked) on first use."""
+    """The ONNX graph ``graph`` ("generator", "mapper", "encoder" or "upscaler") of ``module`` from the cache,
+    exported (and parity-checked) on first use."""
     spec = next(s for s in stage_specs(**{_SPEC_ARG[graph]: module}) if s.name == graph)
     fast = getattr(getattr(module, "synthesis", None), "fast_paths", None)  # a fast path changes the graph
     extra = str(sorted(fast.items())) if fast and any(v not in (False, "shared") for v in fast.values()) else ""
+    if getattr(module, "frame_size", None):  # an upscaler's graph is built for one frame size
+        extra += f"frame_size={module.frame_size}"
     folder = engines_dir() / f"{graph}-{fingerprint(module, extra)}"
     path = folder / f"{graph}.onnx"
     if not path.is_file():  # export into a private folder, then rename: a kill never leaves half a graph
@@ -49,4 +51,4 @@ def cached_onnx(graph: str, module: torch.nn.Module) -> Path:
     return path
 
 
-_SPEC_ARG = {"generator": "G", "mapper": "mapper", "encoder": "encoder"}
+_SPEC_ARG = {"generator": "G", "mapper": "mapper", "encoder": "encoder", "upscaler": "upscaler"}

@@ -1,0 +1,81 @@
+"""The picture's output size: an optional super-resolution network, then one resize, both before the host copy.
+
+A generator draws squares of its own resolution (128 px on the demo preset); a projector, a capture card or a
+streaming mixer wants 1920x1080. The frame is brought there on the device where it already is, in one pass,
+and only the final picture crosses to the host (``Pipeline.to_rgb8``), so the window, recordings, NDI, the v4l2
+camera and headless PNGs all carry the asked size:
+
+    synthesize -> upscale (Real-ESRGAN, optional) -> resize -> to_rgb8
+
+- ``upscale``: a Real-ESRGAN generator (`livesound.models.realesrgan`), x4 for the public files; a network stage
+  like the others, on any backend.
+- ``resize``: bicubic interpolation to the asked size, antialiased when shrinking (a plain bicubic that
+  shrinks aliases: it samples instead of averaging). ``fit`` says what happens when the aspect differs:
+  ``cover`` fills the frame and crops the overhang (the crop is taken from the source before interpolating,
+  so it is still one pass and interpolates no pixel it then throws away); ``contain`` shows the whole picture
+  and pads the rest with black.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+
+FITS = ("cover", "contain")
+MAX_SIDE = 8192  # a larger output is a typo, not a screen (and would allocate gigabytes a frame)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1920x1080' -> (1920, 1080), as (width, height)."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not m:
+        raise ValueError(f"--size: expected WIDTHxHEIGHT such as 1920x1080, got {text!r}")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
+        raise ValueError(f"--size: each side must be 1..{MAX_SIDE} pixels, got {w}x{h}")
+    return w, h
+
+
+class FrameResize:
+    """``resize(img)``: [N, C, h, w] -> [N, C, height, width], on ``img``'s device, in one interpolation."""
+
+    def __init__(self, width: int, height: int, fit: str = "cover"):
+        if fit not in FITS:
+            raise ValueError(f"--fit must be one of {', '.join(FITS)}, got {fit!r}")
+        self.width, self.height, self.fit = int(width), int(height), fit
+
+    def plan(self, h: int, w: int) -> tuple[tuple[int, int, int, int], tuple[int, int], tuple[int, int, int, int]]:
+        """For a source of h x w: the source crop (top, left, height, width), the interpolated (height, width)
+        and the padding (left, right, top, bottom) that complete the asked size."""
+        H, W = self.height, self.width
+        if self.fit == "cover":
+            s = max(H / h, W / w)
+            ch, cw = min(h, max(1, round(H / s))), min(w, max(1, round(W / s)))
+            return ((h - ch) // 2, (w - cw) // 2, ch, cw), (H, W), (0, 0, 0, 0)
+        s = min(H / h, W / w)
+        nh, nw = min(H, max(1, round(h * s))), min(W, max(1, round(w * s)))
+        top, left = (H - nh) // 2, (W - nw) // 2
+        return (0, 0, h, w), (nh, nw), (left, W - nw - left, top, H - nh - top)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        (top, left, ch, cw), (nh, nw), pad = self.plan(h, w)
+        x = img[..., top:top + ch, left:left + cw]
+        if (nh, nw) != (ch, cw):
+            shrink = nh < ch or nw < cw
+            x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=shrink)
+        if any(pad):
+            x = F.pad(x, pad, value=-1.0)                              # black in the generator's [-1, 1]
+        return x
+
+    def __repr__(self) -> str:
+        return f"FrameResize({self.width}x{self.height}, {self.fit})"
+
+
+def frame_upscaler(path: str, frame_size: int, device: str | torch.device = "cpu"):
+    """The Real-ESRGAN weights at ``path`` as the ``upscale`` stage for frames of ``frame_size`` px."""
+    from livesound.models.realesrgan import FrameUpscaler, load_upscaler
+
+    return FrameUpscaler(load_upscaler(path, device=device), frame_size).eval()
