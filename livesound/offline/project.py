@@ -73,16 +73,24 @@ class Cancelled(Exception):
     """``should_stop`` said so (the window closed, or a newer projection replaced this one)."""
 
 
-def load_target(path: str | Path, resolution: int) -> torch.Tensor:
-    """An image file as the generator's square: centre crop, Lanczos to ``resolution``, [1, 3, R, R] in [-1, 1]."""
+def read_image(path: str | Path):
+    """An image file as an RGB PIL image, or ValueError naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            return im.convert("RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
+
+
+def load_target(image, resolution: int) -> torch.Tensor:
+    """An image (a path or a PIL image) as the generator's square: centre crop, Lanczos to ``resolution``;
+    [1, 3, R, R] in [-1, 1]."""
+    from PIL import Image
+
+    im = image if isinstance(image, Image.Image) else read_image(image)
     w, h = im.size
     side = min(w, h)
     im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
@@ -197,9 +205,10 @@ def project_to_folder(opts: ProjectOptions, log: Callable[[str], None] = lambda 
         raise ValueError("--text is empty")
     if opts.image is not None and not Path(opts.image).is_file():
         raise ValueError(f"{opts.image}: no such image file")
+    image = read_image(opts.image) if opts.image is not None else None   # told before networks are built
     nets = load_networks(opts.models, need_encoder=False, log=log)
     G = nets.G.requires_grad_(False)
-    target = load_target(opts.image, G.resolution) if opts.image is not None else None
+    target = load_target(image, G.resolution) if image is not None else None
     what = f"image {opts.image}" if target is not None else f"text {opts.text!r}"
     log(f"projecting {what} into {nets.preset.name}'s W+ ({G.num_ws} x {G.w_dim}), {opts.config.steps} steps")
     t0 = time.perf_counter()
