@@ -83,25 +83,28 @@ def test_size_and_fit_are_checked_with_one_clear_line():
 
 def test_cover_crops_the_centre_and_contain_pads_black():
     img = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64).clone()   # left dark, right bright
+    level = lambda v: (v + 1) * 127.5  # noqa: E731 - a generator value's 8-bit level
     wide = FrameResize(128, 32, "cover")(img)
     assert wide.shape == (1, 3, 32, 128)
-    assert wide[..., 0].mean() < -0.9 and wide[..., -1].mean() > 0.9                 # full width kept
-    tall = FrameResize(32, 128, "cover")(img)
+    assert wide[..., 0].float().mean() < level(-0.9) and wide[..., -1].float().mean() > level(0.9)  # full width
+    tall = FrameResize(32, 128, "cover")(img).float()
     assert tall.shape == (1, 3, 128, 32)                                             # the middle quarter:
-    assert -0.3 < tall[..., 0].mean() < -0.2 and 0.2 < tall[..., -1].mean() < 0.3    # columns 24..39 of 64
+    assert level(-0.3) < tall[..., 0].mean() < level(-0.2) and level(0.2) < tall[..., -1].mean() < level(0.3)
     boxed = FrameResize(128, 64, "contain")(img)
-    assert boxed.shape == (1, 3, 64, 128)
-    assert torch.all(boxed[..., :32] == -1) and torch.all(boxed[..., 96:] == -1)     # black bars left and right
-    assert boxed[..., 32].mean() < -0.9 and boxed[..., 95].mean() > 0.9
+    assert boxed.shape == (1, 3, 64, 128) and boxed.dtype == torch.uint8
+    assert torch.all(boxed[..., :32] == 0) and torch.all(boxed[..., 96:] == 0)       # black bars left and right
+    assert boxed[..., 32].float().mean() < level(-0.9) and boxed[..., 95].float().mean() > level(0.9)
     same = FrameResize(64, 64)(img)
-    assert torch.equal(same, img)                                                    # nothing to do, nothing done
+    assert torch.equal(same, ((img + 1) * 127.5).round().to(torch.uint8))            # nothing to do but quantise
+    for out in (wide, boxed, same):                     # 8 bits, height x width x RGB in memory: the host
+        assert out.is_contiguous(memory_format=torch.channels_last)                  # copy is the only copy
 
 
 def test_shrinking_is_antialiased():
     stripes = torch.cos(2 * torch.pi * 0.2 * torch.arange(256.0))   # 5 px stripes: too fine for a 4x shrink
     img = stripes.view(1, 1, 1, 256).expand(1, 3, 256, 256)
-    small = FrameResize(64, 64)(img)
-    assert small.abs().max() < 0.05                       # averaged to grey, not sampled into a pattern
+    small = FrameResize(64, 64)(img).float()
+    assert (small - 127.5).abs().max() < 7                # averaged to grey, not sampled into a pattern
     plain = torch.nn.functional.interpolate(img, size=(64, 64), mode="bicubic", align_corners=False)
     assert plain.std() > 0.5                              # a plain bicubic aliases them into wide false stripes
 

@@ -9,11 +9,16 @@ camera and headless PNGs all carry the asked size:
 
 - ``upscale``: a Real-ESRGAN generator (`livesound.models.realesrgan`), x4 for the public files; a network stage
   like the others, on any backend.
-- ``resize``: bicubic interpolation to the asked size, antialiased when shrinking (a plain bicubic that
-  shrinks aliases: it samples instead of averaging). ``fit`` says what happens when the aspect differs:
-  ``cover`` fills the frame and crops the overhang (the crop is taken from the source before interpolating,
-  so it is still one pass and interpolates no pixel it then throws away); ``contain`` shows the whole picture
-  and pads the rest with black.
+- ``resize``: bicubic interpolation to the asked size in one pass, antialiased (PyTorch's separable
+  antialiased bicubic, the Keys kernel with a = -0.5 as PIL's; when shrinking it widens with the scale and
+  averages instead of sampling, so fine detail does not alias). ``fit`` says what happens when the aspect
+  differs: ``cover`` fills the frame and crops the overhang (the crop is taken from the source before
+  interpolating, so nothing is interpolated and then thrown away); ``contain`` shows the whole picture and pads
+  the rest with black. The stage hands ``to_rgb8`` 8-bit pixels: on the CPU it quantises the (small) source
+  first and resamples in 8 bits, channels-last, where PyTorch's vectorised kernels run about 20x faster than its
+  float path (7 ms instead of 130 ms for 128 px -> 1080p on 2 cores), at most one level of rounding apart; on
+  a GPU it resamples in float and quantises after. Channels-last 8 bits are already height x width x RGB in
+  memory, so the host copy that follows is the only copy.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 class FrameResize:
-    """``resize(img)``: [N, C, h, w] -> [N, C, height, width], on ``img``'s device, in one interpolation."""
+    """``resize(img)``: [N, C, h, w] in [-1, 1] -> [N, C, height, width] uint8 (channels-last), on ``img``'s
+    device, in one interpolation."""
 
     def __init__(self, width: int, height: int, fit: str = "cover"):
         if fit not in FITS:
@@ -61,17 +67,36 @@ class FrameResize:
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         h, w = img.shape[-2:]
-        (top, left, ch, cw), (nh, nw), pad = self.plan(h, w)
+        (top, left, ch, cw), (nh, nw), (pad_left, _, pad_top, _) = self.plan(h, w)
         x = img[..., top:top + ch, left:left + cw]
+        in_8_bits = x.device.type == "cpu"  # see the module docstring
+        if in_8_bits:
+            x = to_uint8(x)
         if (nh, nw) != (ch, cw):
-            shrink = nh < ch or nw < cw
-            x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=shrink)
-        if any(pad):
-            x = F.pad(x, pad, value=-1.0)                              # black in the generator's [-1, 1]
-        return x
+            x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
+        if not in_8_bits:
+            x = to_uint8(x)
+        if (nh, nw) == (self.height, self.width):
+            return x
+        n, c = x.shape[:2]
+        canvas = torch.zeros((n, self.height, self.width, c), dtype=torch.uint8, device=x.device)  # black bars
+        canvas = canvas.permute(0, 3, 1, 2)
+        canvas[..., pad_top:pad_top + nh, pad_left:pad_left + nw] = x
+        return canvas
 
     def __repr__(self) -> str:
         return f"FrameResize({self.width}x{self.height}, {self.fit})"
+
+
+def to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """Generator pixels [N, C, H, W] in [-1, 1] -> uint8, channels-last, on the same device.
+
+    One new buffer, already in height x width x channel order, then in-place arithmetic: a chain of
+    out-of-place ops on a 1024 px frame costs several times as much (a new 12 MB tensor per op)."""
+    n, c, h, w = img.shape
+    x = torch.empty((n, h, w, c), dtype=img.dtype, device=img.device).copy_(img.permute(0, 2, 3, 1))
+    x.add_(1).mul_(127.5).clamp_(0, 255).round_()
+    return x.to(torch.uint8).permute(0, 3, 1, 2)                     # [N, C, H, W] view of NHWC memory
 
 
 def frame_upscaler(path: str, frame_size: int, device: str | torch.device = "cpu"):

@@ -224,12 +224,13 @@ class Pipeline:
         return self.runners["upscale"](img)                                   # [1, 3, scale*R, scale*R]
 
     def resize(self, img: torch.Tensor) -> torch.Tensor:
-        return self.resizer(img)                                              # [1, 3, H, W], on img's device
+        return self.resizer(img)                                  # [1, 3, H, W] uint8, on img's device
 
     @staticmethod
     def to_rgb8(img: torch.Tensor) -> np.ndarray:
-        x = ((img[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())        # [H, W, 3]: the one host copy
+        """[1, 3, H, W] in [-1, 1] (or uint8 from ``resize``) -> [H, W, 3] uint8 on the host: the one host copy."""
+        x = img[0] if img.dtype == torch.uint8 else ((img[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())
 
     # -- the recipe -----------------------------------------------------------------------------------------
     def hear(self, samples: np.ndarray, clock: StageClock) -> torch.Tensor:
