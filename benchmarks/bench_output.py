@@ -5,14 +5,16 @@
     python benchmarks/bench_output.py --backends torch,onnxruntime --skip rrdb
 
 ``resize``: the live stage (`livesound.live.output.FrameResize`) on a generator frame [1, 3, R, R] in torch, from
-the demo's 128 px and real generator sizes to common screen sizes, ``cover`` fit (bicubic, antialiased when
-shrinking, one pass). ``upscale``: the ``upscale`` stage (`livesound.models.realesrgan.FrameUpscaler`) at
+the demo's 128 px and real generator sizes to common screen sizes, ``cover`` fit, on one torch thread as the live
+engine's renderer runs it. ``upscale``: the ``upscale`` stage (`livesound.models.realesrgan.FrameUpscaler`) at
 256 -> 1024 px, batch 1, fp32, for both public layouts with random weights (the weights do not change the
 cost): the RRDB network of RealESRGAN_x4plus (64 features, 23 blocks, growth 32) and the compact
 realesr-general-x4v3 (64 features, 32 convolutions, PReLU). With ``onnxruntime`` in ``--backends`` the upscale
 graph is exported once (with its parity check, at 256 px: minutes for the RRDB) and timed in ONNX Runtime too.
 
-Writes benchmarks/results/output_cpu.json (machine, load average while it ran, per-case p50/p95/p99) and a plot.
+Writes benchmarks/results/output_cpu.json (machine, load average while it ran, per-case p50/p95/p99; for the
+upscalers also the CPU seconds each frame used, all threads together: on a shared machine the wall time also
+counts the neighbours, and CPU seconds / threads is what the frame would take alone) and a plot.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def cpu_name() -> str:
 
 
 def time_resize(frames: int, warmup: int) -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the live engine's renderer thread runs torch with one thread
     out = {}
     for src, w, h in RESIZE_CASES:
         resize = FrameResize(w, h, "cover")
@@ -56,6 +60,7 @@ def time_resize(frames: int, warmup: int) -> dict:
         with torch.inference_mode():
             ms = time_calls(lambda i: resize(img), frames, warmup)
         out[f"{src} -> {w}x{h}"] = summary_ms(ms, count=True)
+    torch.set_num_threads(threads)
     return out
 
 
@@ -77,10 +82,19 @@ def time_upscalers(backends: list[str], frames: int, warmup: int, skip: set[str]
                 runner = make_backend("upscale", backend, up, threads)
                 run = lambda i: runner(frame)  # noqa: E731
             log(f"bench_output: {kind} on {backend}: {warmup} warm-up + {frames} timed frames at 256 -> 1024")
+            cpu: list[float] = []
+
+            def timed(i: int) -> None:  # CPU seconds too: on a shared machine wall time counts the neighbours
+                c0 = time.process_time()
+                run(i)
+                cpu.append(time.process_time() - c0)
+
             with torch.inference_mode():
-                ms = time_calls(run, frames, warmup)
+                ms = time_calls(timed, frames, warmup)
+            cpu_s = cpu[warmup:]
             out[f"{kind} {backend}"] = {"layout": label, "params": params, "input": [1, 3, 256, 256],
-                                        "output": [1, 3, 1024, 1024]} | summary_ms(ms, count=True)
+                                        "output": [1, 3, 1024, 1024], "cpu_s_per_frame": cpu_s,
+                                        "cpu_s_per_frame_mean": sum(cpu_s) / len(cpu_s)} | summary_ms(ms, count=True)
             log(f"bench_output: {kind} on {backend}: p50 {out[f'{kind} {backend}']['p50_ms'] / 1e3:.2f} s")
     return out
 
@@ -106,7 +120,7 @@ def main() -> None:
     ap.add_argument("--upscale-warmup", type=int, default=1)
     ap.add_argument("--backends", default="torch", help="upscale: torch and/or onnxruntime")
     ap.add_argument("--skip", default="", help="comma-separated layouts to skip: compact, rrdb")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads of the upscale runs")
     ap.add_argument("--out", default=str(RESULTS / "output_cpu.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -114,7 +128,7 @@ def main() -> None:
     t0, load0 = time.perf_counter(), os.getloadavg()
     result = {"benchmark": "output stages per frame: resize (FrameResize, cover) and upscale (Real-ESRGAN x4)",
               "machine": machine_info(args.threads) | {"cpu": cpu_name()},
-              "settings": {"batch": 1, "precision": "fp32", "threads": args.threads},
+              "settings": {"batch": 1, "precision": "fp32", "resize_threads": 1, "upscale_threads": args.threads},
               "resize": time_resize(args.frames, args.warmup)}
     result["upscale"] = time_upscalers([b.strip() for b in args.backends.split(",") if b.strip()],
                                        args.upscale_frames, args.upscale_warmup,
