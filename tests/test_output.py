@@ -179,6 +179,21 @@ def test_the_ndi_sender_is_handed_frames_of_the_asked_size(sized):
     assert handed and all(shape == (144, 256, 3) for shape in handed)
 
 
+def test_bench_times_the_output_stages(compact_pth, tmp_path):
+    import json
+
+    from livesound.bench.run import BenchOptions, run_benchmark
+
+    out, png = run_benchmark(BenchOptions(backends="torch", frames=2, warmup=0, threads=1, size="320x180",
+                                          upscaler=str(compact_pth), json=str(tmp_path / "bench.json")),
+                             log=lambda s: None)
+    d = json.loads(out.read_text())
+    stages = d["backends"]["torch"]["stages"]
+    assert {"generator", "upscale", "resize", "total"} <= set(stages) and d["settings"]["size"] == "320x180"
+    assert stages["total"]["p50_ms"] >= stages["upscale"]["p50_ms"] + stages["resize"]["p50_ms"]
+    assert png.stat().st_size > 1000
+
+
 # --------------------------------------------------------------------------------------------- gliding
 
 def test_a_glide_eases_over_its_seconds_and_lands_exactly():

@@ -24,8 +24,7 @@ OPTIMIZE_EXAMPLE = ("livesound optimize --preset demo --audio sound.wav --steps 
 INTERPOLATE_EXAMPLE = ("livesound interpolate out/optimize/rain/result.npy out/optimize/fire/result.npy "
                        "--steps 48 --mode slerp --out out/path --video out/path.mp4")
 PROJECT_EXAMPLE = ("livesound project photo.png --preset demo --steps 300 --out out/project\n  "
-                   "livesound project --text 'a snowy mountain' --clip ViT-B-32.pt --out out/mountain\n  "
-                   "livesound live --latent out/project/latent.npy")
+                   "livesound project --text 'a snowy mountain' --clip ViT-B-32.pt --out out/mountain")
 LATENT_AGREEMENT_EXAMPLE = "livesound eval latent-agreement --data sounds_by_label/ --steps 300 --out agreement.json"
 
 
