@@ -223,8 +223,10 @@ def output_section() -> list[str]:
     sized = _load("bench_demo_size_cpu.json")
     if sized:
         cols = ("features", "encoder", "mapper", "generator", "upscale", "resize", "total")
-        out += [f"Whole demo frames at {sized['settings']['size']} (`livesound bench --preset demo --size "
-                f"{sized['settings']['size']}`), p50 / p99 ms:", "",
+        st, up = sized["settings"], sized["settings"].get("upscaler")
+        out += [f"Whole demo frames at {st['size']} (`livesound bench --preset demo --size {st['size']}"
+                + (f" --upscaler {up}" if up else "") + f" --threads {sized['machine']['threads']}`"
+                + ("; random weights in the compact layout" if up else "") + "), p50 / p99 ms:", "",
                 "| backend | fps | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols),
                 *[f"| {name} | {b['fps']:.1f} | " + " | ".join(_cells(b["stages"][c], ("p50_ms", "p99_ms"))
                                                           if c in b["stages"] else "-" for c in cols) + " |"

@@ -95,7 +95,7 @@ def run_bench(preset: str, backends: list[str], frames: int, warmup: int, thread
     result = {"preset": preset, "frames": frames, "warmup": warmup, "backends": {},
               "machine": machine_info(threads),
               "settings": {"hop_samples": 1470, "batch": 1, "precision": "fp32", "audio": "chirp", "size": size,
-                           "fit": fit, "upscaler": upscaler}}
+                           "fit": fit, "upscaler": Path(upscaler).name if upscaler else None}}
     for name in backends:
         log(f"livesound bench: {name}: building stages")
         stages = build_pipeline(LiveOptions(preset=preset, backend=name, backend_threads=threads, size=size, fit=fit,

@@ -119,15 +119,16 @@ def project(G, clip, target: torch.Tensor | None = None, text: str | None = None
         raise ValueError("project an image or a phrase: give exactly one")
     device = G.synthesis.const.device
     synth = lambda ws: G.synthesis(ws, noise_mode="const")  # noqa: E731 - the noise a live run renders with
+    use_clip = target is None or cfg.clip_lambda > 0
     with torch.no_grad():
         start = source_latent(G, mean=True).ws.to(device).float()            # [1, num_ws, w_dim]
         if target is not None:
             target = target.to(device).float()
             if target.shape != (1, 3, G.resolution, G.resolution):
                 raise ValueError(f"target must be [1, 3, {G.resolution}, {G.resolution}], got {list(target.shape)}")
-            goal = clip.encode_image(target)                                 # [1, D]
-        else:
-            goal = text_embedding(clip, text).to(device).float()[None]      # [1, D]
+        if use_clip:
+            goal = clip.encode_image(target) if target is not None else \
+                text_embedding(clip, text).to(device).float()[None]          # [1, D]
     w = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=cfg.lr)
     log: list[dict] = []
@@ -137,18 +138,20 @@ def project(G, clip, target: torch.Tensor | None = None, text: str | None = None
         lr = paper_lr(step / cfg.steps, cfg.lr, cfg.lr_rampdown, cfg.lr_rampup)
         opt.param_groups[0]["lr"] = lr
         img = synth(w)                                                       # [1, 3, R, R]
-        seen = clip.encode_image(img) if target is not None else clip_image_embedding(clip, img)  # [1, D]
-        clip_term = 1 - (seen * goal).sum(-1)                                # [1]
         row = {"step": step, "lr": lr}
+        total = torch.zeros((), device=device)
+        if use_clip:
+            seen = clip.encode_image(img) if target is not None else clip_image_embedding(clip, img)  # [1, D]
+            clip_term = 1 - (seen * goal).sum()
+            total = total + (cfg.clip_lambda if target is not None else 1.0) * clip_term
+            row["clip"] = clip_term.item()
         if target is not None:
             mse = F.mse_loss(img, target)
-            total = mse + cfg.clip_lambda * clip_term.sum()
+            total = total + mse
             with torch.no_grad():  # of the picture as it will be shown: clamped to the 8-bit range
                 shown = F.mse_loss(img.detach().clamp(-1, 1), target) / 4   # pixels in [0, 1]
             row |= {"mse": mse.item(), "psnr": -10 * math.log10(max(shown.item(), 1e-12))}
-        else:
-            total = clip_term.sum()
-        row |= {"total": total.item(), "clip": clip_term.item()}
+        row["total"] = total.item()
         opt.zero_grad(set_to_none=True)
         (grad,) = torch.autograd.grad(total, w)
         w.grad = grad
