@@ -9,7 +9,7 @@ Graphs (opset 17, dynamic batch axis ``batch`` on every input and output):
 | encoder.onnx             | spec [N, 1, 128, 512] (the paper's encoder input)        | embedding [N, 512], raw        |
 | audio.onnx               | wave [N, T] float32 at 44.1 kHz (T fixed at export)      | embedding [N, 512], unit       |
 | embedding_to_image.onnx  | ws, e, strength (as mapper.onnx)                         | image (fused mapper+generator) |
-| upscaler.onnx            | frame [N, 3, S, S] in [-1, 1] (S fixed at export)        | image [N, 3, kS, kS] in [-1, 1] |
+| upscaler.onnx            | frame [N, 3, S, S] in [-1, 1] (S fixed at export)        | image [N, 3, kS, kS], [-1, 1] |
 
 The generator bakes in the checkpoint's constant noise (an ONNX RandomNormal is unseeded in TensorRT). The
 audio graph computes the paper's log-mel with a Conv1d DFT basis (no STFT/DFT ops, so every runtime takes

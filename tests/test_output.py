@@ -207,9 +207,10 @@ def test_a_glide_eases_over_its_seconds_and_lands_exactly():
 
 
 def test_the_engine_glides_the_source_latent_between_frames(demo):
+    from rig_helpers import fresh
+
     from livesound.audio.sources import SynthSource
     from livesound.live.engine import LiveEngine
-    from rig_helpers import fresh
 
     st = fresh(demo)
     start = st.ws_src.clone()

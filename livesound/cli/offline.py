@@ -1,5 +1,6 @@
 """The offline commands: ``generate``, ``embed``, ``convert``, ``presets``, ``optimize``, ``project``,
-``interpolate`` and ``eval latent-agreement``. Each ``run_*`` builds one options object and calls one library function."""
+``interpolate`` and ``eval latent-agreement``. Each ``run_*`` builds one options object and calls one library
+function."""
 
 from __future__ import annotations
 

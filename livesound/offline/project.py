@@ -13,10 +13,11 @@ mode minimises
 from the mean latent: the pixel term does the work at the generator's resolution, CLIP's image embedding is the
 perceptual term (what the picture shows rather than where each pixel is; it only means something with real CLIP
 weights), both images reaching it through CLIP's own preprocessing (antialiased bicubic to 224 px, CLIP's mean
-and std), as for any two pictures compared in CLIP space. Only w+ is optimised: the generator's stored noise stays as it is, because a live run renders with
-that noise, and a latent whose likeness lived in optimised noise maps would not carry it into the show (so no
-noise regulariser is needed either). Text mode minimises ``1 - cos(CLIP(G(w)), CLIP_text(phrase))``, the image reaching CLIP
-the paper's way (x7 nearest upsampling, then average pooling), as ``livesound optimize`` does.
+and std), as for any two pictures compared in CLIP space. Only w+ is optimised: the generator's stored noise
+stays as it is, because a live run renders with that noise, and a latent whose likeness lived in optimised noise
+maps would not carry it into the show (so no noise regulariser is needed either). Text mode minimises
+``1 - cos(CLIP(G(w)), CLIP_text(phrase))``, the image reaching CLIP the paper's way (x7 nearest upsampling,
+then average pooling), as ``livesound optimize`` does.
 
 Outputs in ``OUT/``: ``projected.png``, ``target.png`` (image mode: the image as the generator's square),
 ``side_by_side.png`` (target or start | projected), ``log.json`` (config, source and every step's loss terms,
