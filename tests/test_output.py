@@ -123,9 +123,11 @@ def test_frames_come_out_at_the_asked_size_with_the_stages_timed(compact_pth, de
     assert f.rgb.shape == (128, 128, 3) and "resize" not in f.stage_ms and "upscale" not in demo.runners
 
 
-def test_the_upscaler_runs_on_onnx_runtime_through_the_engine_cache(compact_pth):
+def test_the_upscaler_runs_on_onnx_runtime_through_the_engine_cache(compact_pth, tmp_path, monkeypatch):
     from livesound.live.backends import engines_dir
     from livesound.live.backends.ort_stage import OrtBackend
+
+    monkeypatch.setenv("LIVESOUND_ENGINES", str(tmp_path / "engines"))  # its own cache: others count theirs
 
     ort = build_pipeline(LiveOptions(preset="demo", backend="upscale=onnxruntime", upscaler=str(compact_pth)))
     assert isinstance(ort.runners["upscale"], OrtBackend) and ort.backends["upscale"] == "onnxruntime"

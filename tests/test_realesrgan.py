@@ -6,6 +6,7 @@ tests/data/golden_realesrgan.npz holds small randomly initialised (then perturbe
 the public ones are saved (``torch.save({"params_ema": state_dict})``) and read them through ``load_upscaler``.
 """
 
+import json
 import os
 import pickle
 import zipfile
@@ -168,3 +169,14 @@ def test_wrong_shapes_and_truncated_files_are_refused(tmp_path):
         load_upscaler(cut)
     with pytest.raises(CheckpointError, match="no such file"):
         load_upscaler(tmp_path / "missing.pth")
+
+
+def test_export_onnx_with_an_upscaler_writes_its_graph_alone(tmp_path, capsys):
+    from livesound.cli import main
+
+    path = _save_public(tmp_path / "x4v3.pth", build_upscaler(CompactConfig(num_feat=4, num_conv=1)).state_dict())
+    assert main(["export", "onnx", "--upscaler", str(path), "--frame-size", "8", "--out", str(tmp_path / "g")]) == 0
+    assert "upscaler.onnx: max abs error" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["export.json", "upscaler.onnx"]
+    (report,) = json.loads((tmp_path / "g" / "export.json").read_text())
+    assert report["inputs"] == {"frame": ["batch", 3, 8, 8]} and report["outputs"] == ["image"]
