@@ -10,6 +10,7 @@ Graphs (opset 17, dynamic batch axis ``batch`` on every input and output):
 | encoder.onnx             | spec [N, 1, 128, 512] (the paper's encoder input)        | embedding [N, 512], raw        |
 | audio.onnx               | wave [N, T] float32 at 44.1 kHz (T fixed at export)      | embedding [N, 512], unit       |
 | embedding_to_image.onnx  | ws, e, strength (as mapper.onnx)                         | image (fused mapper+generator) |
+| upscaler.onnx            | frame [N, 3, S, S] in [-1, 1] (S fixed at export)        | image [N, 3, kS, kS], [-1, 1] |
 
 ``generator_styles`` is the generator with a second input added to the convolutions' styles (StyleCLIP's
 global directions, ``--steer directions``); the one-input ``generator`` stays the graph of every other mode.
@@ -17,7 +18,8 @@ The generator bakes in the checkpoint's constant noise (an ONNX RandomNormal is 
 audio graph computes the paper's log-mel with a Conv1d DFT basis (no STFT/DFT ops, so every runtime takes
 it). ``fp16=True`` also writes ``*_fp16.onnx`` (weights and activations in half precision; meant for GPUs:
 fp16 graphs run slower than fp32 on x86 CPUs) for every graph but the audio one, whose dB floor (1e-10)
-underflows in half precision.
+underflows in half precision. The upscaler is a Real-ESRGAN network (`livesound.models.realesrgan`) for the
+generator's frames: S is the generator's resolution and k its scale (4 for the public files).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from livesound.models.presets import (
     load_preset,
     mapper_from_preset,
 )
+from livesound.models.realesrgan import FrameUpscaler, load_upscaler
 from livesound.models.stylegan2 import load_generator
 
 OPSET = 17
@@ -60,6 +63,8 @@ class ExportOptions:
     fused: bool = False               # also the fused embedding -> image graph
     styles: bool = False              # also the generator with a style-offset input (generator_styles)
     device: str = "auto"              # where torch traces and runs the parity reference (livesound.live.device)
+    upscaler: str | None = None       # Real-ESRGAN weights: also upscaler.onnx
+    frame_size: int | None = None     # the upscaler's input side; None: the generator's resolution
 
 
 @dataclass
@@ -123,7 +128,7 @@ def _unit(n: int, d: int, seed: int) -> torch.Tensor:
 
 
 def stage_specs(G=None, encoder=None, mapper=None, audio_seconds: float = 2.5, fused: bool = False,
-                styles: bool = False) -> list[GraphSpec]:
+                styles: bool = False, upscaler: FrameUpscaler | None = None) -> list[GraphSpec]:
     """The graphs to export for whichever networks are given (``styles``: also ``generator_styles``)."""
     specs = []
     gen = lambda *s: (lambda n: torch.randn(n, *s, generator=torch.Generator().manual_seed(n)))  # noqa: E731
@@ -145,6 +150,10 @@ def stage_specs(G=None, encoder=None, mapper=None, audio_seconds: float = 2.5, f
         length = int(audio_seconds * 44100)
         specs.append(GraphSpec("audio", _Audio(encoder), {"wave": lambda n: 0.1 * torch.randn(
             n, length, generator=torch.Generator().manual_seed(n))}, ["embedding"], 1e-3))
+    if upscaler is not None:
+        s = upscaler.frame_size
+        specs.append(GraphSpec("upscaler", upscaler, {"frame": lambda n: torch.rand(
+            n, 3, s, s, generator=torch.Generator().manual_seed(n)) * 2 - 1}, ["image"], 2e-3))
     return specs
 
 
@@ -222,10 +231,11 @@ def _io(inputs: dict, example: tuple) -> dict:
 
 
 def export_all(out_dir: Path, G=None, encoder=None, mapper=None, fp16: bool = False, fused: bool = False,
-               log: Callable[[str], None] = print, styles: bool = False) -> list[dict]:
+               log: Callable[[str], None] = print, styles: bool = False,
+               upscaler: FrameUpscaler | None = None) -> list[dict]:
     """Export (and check) every given stage into ``out_dir``; writes ``out_dir/export.json``."""
     reports = []
-    for spec in stage_specs(G, encoder, mapper, fused=fused, styles=styles):
+    for spec in stage_specs(G, encoder, mapper, fused=fused, styles=styles, upscaler=upscaler):
         # The log-mel's dB floor (1e-10) underflows in half precision: the audio graph stays fp32.
         for half in ([False, True] if fp16 and spec.name != "audio" else [False]):
             r = export_graph(spec, out_dir, fp16=half)
@@ -240,19 +250,23 @@ def export_all(out_dir: Path, G=None, encoder=None, mapper=None, fp16: bool = Fa
 
 def export_networks(opts: ExportOptions, log: Callable[[str], None] = print) -> list[dict]:
     """Load the networks ``opts`` names (only those, when any path is given; else the preset's generator,
-    encoder and mapper) and ``export_all`` of them into ``opts.out``."""
+    encoder and mapper) and ``export_all`` of them into ``opts.out``; ``opts.upscaler`` adds the upscaler for
+    frames of ``opts.frame_size`` (default: that generator's resolution)."""
     from livesound.live.device import resolve_device
 
     device = resolve_device(opts.device)
-    G = encoder = mapper = None
+    G = encoder = mapper = upscaler = None
     if opts.generator or opts.encoder or opts.mapper:
         G = load_generator(opts.generator) if opts.generator else None
         encoder = load_audio_encoder(opts.encoder) if opts.encoder else None
         mapper = load_mapper(opts.mapper) if opts.mapper else None
-    else:
+    elif not opts.upscaler:
         preset = load_preset(opts.preset)
         G, encoder = generator_from_preset(preset), encoder_from_preset(preset)
         mapper = mapper_from_preset(preset, G, encoder.embed_dim)
+    if opts.upscaler:
+        size = opts.frame_size or (G or generator_from_preset(load_preset(opts.preset))).resolution
+        upscaler = FrameUpscaler(load_upscaler(opts.upscaler), size).to(device)
     G, encoder, mapper = (None if m is None else m.to(device) for m in (G, encoder, mapper))
     return export_all(Path(opts.out), G, encoder, mapper, fp16=opts.fp16, fused=opts.fused, log=log,
-                      styles=opts.styles)
+                      styles=opts.styles, upscaler=upscaler)

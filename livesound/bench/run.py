@@ -39,6 +39,9 @@ class BenchOptions:
     latency: str = "low"              # latency: capture device latency
     backend: str | None = None        # latency: stage backends as for ``livesound live --backend``
     device: str = "auto"              # where the networks run: auto | cpu | cuda | cuda:N
+    size: str | None = None           # stages: output size "WxH" (times the resize stage)
+    fit: str = "cover"
+    upscaler: str | None = None       # stages: Real-ESRGAN weights (times the upscale stage)
 
 
 def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> tuple[Path, Path]:
@@ -70,7 +73,7 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> tup
             raise ValueError("--generator needs --stages generator (a whole frame runs the preset's networks)")
         plot = stages_bench.plot
         result = stages_bench.run_bench(opts.preset, backends, opts.frames, opts.warmup, threads, log=log,
-                                        device=device)
+                                        device=device, size=opts.size, fit=opts.fit, upscaler=opts.upscaler)
     out = Path(opts.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = Path(opts.plot) if opts.plot else out.with_suffix(".png")

@@ -2,8 +2,9 @@
 
 Each backend runs the same frame recipe on the same deterministic audio (a chirp, one 1/30 s hop per frame),
 one frame after another on the calling thread: warm-up frames first, then ``frames`` timed frames. Stage names
-in the report: ``features`` (streaming log-mel), ``encoder``, ``mapper``, ``generator`` and ``total`` (the
-whole frame, smoothing and conversion to 8-bit RGB included). CUDA work is synchronised before each clock read.
+in the report: ``features`` (streaming log-mel), ``encoder``, ``mapper``, ``generator``, with an output size
+``upscale`` (``--upscaler``) and ``resize`` (``--size``), and ``total`` (the whole frame, smoothing and conversion
+to 8-bit RGB included). CUDA work is synchronised before each clock read.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from livesound.live.backends.capability import cpu_has_bf16, cpu_name
 from livesound.live.build import LiveOptions, build_pipeline
 
 REPORT_STAGES = ("features", "encoder", "mapper", "generator", "total")
+OUTPUT_STAGES = ("upscale", "resize")  # timed when the pipeline has them (livesound.live.output)
 
 
 def _sync() -> None:
@@ -36,7 +38,8 @@ def time_backend(stages, frames: int, warmup: int, hop: int = 1470, progress: bo
     from tqdm import tqdm
 
     audio = SynthSource("chirp").render(0, (frames + warmup) * hop)
-    times: dict[str, list[float]] = {k: [] for k in REPORT_STAGES}
+    outputs = [s for s, on in zip(OUTPUT_STAGES, (stages.upscaler, stages.resizer)) if on is not None]
+    times: dict[str, list[float]] = {k: [] for k in (*REPORT_STAGES, *outputs)}
     dt = hop / stages.sample_rate
     for i in tqdm(range(frames + warmup), disable=None if progress else True, unit="frame", file=sys.stderr):
         block = audio[i * hop:(i + 1) * hop]
@@ -55,11 +58,15 @@ def time_backend(stages, frames: int, warmup: int, hop: int = 1470, progress: bo
         mark()
         img = stages.synthesize(ws)
         mark()
+        for name in outputs:
+            img = getattr(stages, name)(img)
+            mark()
         stages.to_rgb8(img)
         mark()
         if i >= warmup:
-            for name, a, b in (("features", 0, 1), ("encoder", 1, 2), ("mapper", 2, 3), ("generator", 3, 4),
-                               ("total", 0, 5)):
+            spans = [("features", 0, 1), ("encoder", 1, 2), ("mapper", 2, 3), ("generator", 3, 4),
+                     *((name, 4 + k, 5 + k) for k, name in enumerate(outputs)), ("total", 0, len(marks) - 1)]
+            for name, a, b in spans:
                 times[name].append((marks[b] - marks[a]) * 1e3)
     report = {"stages": {k: summary_ms(v) for k, v in times.items()}}
     report["fps"] = 1e3 / report["stages"]["total"]["mean_ms"]
@@ -86,7 +93,8 @@ def machine_info(threads: int) -> dict:
 
 
 def run_bench(preset: str, backends: list[str], frames: int, warmup: int, threads: int,
-              progress: bool = True, log=print, device: str = "cpu") -> dict:
+              progress: bool = True, log=print, device: str = "cpu", size: str | None = None, fit: str = "cover",
+              upscaler: str | None = None) -> dict:
     """Each backend's whole frame; one that cannot run on this machine is listed under ``unavailable`` with the
     reason (`livesound.live.backends.capability`)."""
     unknown = [b for b in backends if b not in BACKENDS and b != AUTO]
@@ -95,7 +103,8 @@ def run_bench(preset: str, backends: list[str], frames: int, warmup: int, thread
     torch.set_num_threads(threads)
     result = {"preset": preset, "frames": frames, "warmup": warmup, "backends": {}, "unavailable": {},
               "device": device, "machine": machine_info(threads),
-              "settings": {"hop_samples": 1470, "batch": 1, "precision": "per backend name", "audio": "chirp"}}
+              "settings": {"hop_samples": 1470, "batch": 1, "precision": "per backend name", "audio": "chirp",
+                           "size": size, "fit": fit, "upscaler": Path(upscaler).name if upscaler else None}}
     for name in backends:
         reason = None if name == AUTO else unavailable_reason(name, torch.device(device))
         if reason:
@@ -103,7 +112,8 @@ def run_bench(preset: str, backends: list[str], frames: int, warmup: int, thread
             log(f"livesound bench: {name}: unavailable ({reason})")
             continue
         log(f"livesound bench: {name}: building stages")
-        stages = build_pipeline(LiveOptions(preset=preset, backend=name, backend_threads=threads, device=device))
+        stages = build_pipeline(LiveOptions(preset=preset, backend=name, backend_threads=threads, device=device,
+                                            size=size, fit=fit, upscaler=upscaler))
         result["backends"][name] = time_backend(stages, frames, warmup, progress=progress)
         result["backends"][name]["stage_backends"] = dict(stages.backends)
         r = result["backends"][name]
@@ -118,13 +128,14 @@ def plot(result: dict, path: Path) -> None:
     """Left: per-stage p50 per backend, whisker to p99. Right: the whole-frame time histogram per backend."""
     names = list(result["backends"])
     width = 0.8 / len(names)
-    x = np.arange(len(REPORT_STAGES))
+    shown = [s for s in (*REPORT_STAGES[:-1], *OUTPUT_STAGES, "total") if s in result["backends"][names[0]]["stages"]]
+    x = np.arange(len(shown))
     with figure(path, 1, 2, (11, 4)) as (fig, (a, b)):
         for i, name in enumerate(names):
             r = result["backends"][name]
-            p50_bars(a, x + i * width, [r["stages"][s] for s in REPORT_STAGES], width, capsize=3, label=name)
+            p50_bars(a, x + i * width, [r["stages"][s] for s in shown], width, capsize=3, label=name)
             b.hist(r["_total_ms"], bins=30, alpha=0.6, label=f"{name} ({r['fps']:.0f} fps)")
-        a.set_xticks(x + width * (len(names) - 1) / 2, REPORT_STAGES)
+        a.set_xticks(x + width * (len(names) - 1) / 2, shown)
         a.set(ylabel="ms (p50, whisker to p99)", title=f"{result['preset']}: per-stage time per frame")
         a.legend()
         b.set(xlabel="frame time, ms", ylabel="frames", title="whole-frame latency")

@@ -10,7 +10,8 @@ BENCH_EXAMPLE = ("livesound bench --preset demo --backends torch,onnxruntime --f
                  "livesound bench --generator G.pt --stages generator --backends torch,onnxruntime --frames 10 "
                  "--json out.json\n  "
                  "livesound bench --stages generator --sizes 256:1,256:2 --backends torch,onnxruntime --frames 10\n  "
-                 "livesound bench latency --preset demo --json lat.json")
+                 "livesound bench latency --preset demo --json lat.json\n  "
+                 "livesound bench --backends torch --size 1920x1080 --upscaler realesr-general-x4v3.pth --frames 10")
 
 
 def add_parsers(subs) -> None:
@@ -45,6 +46,11 @@ def add_parsers(subs) -> None:
                     help="latency: capture device latency, low|high|SECONDS (default low, as `livesound live`)")
     bn.add_argument("--backend", help="latency: stage backends as for `livesound live --backend` "
                                       "(default: the preset's)")
+    bn.add_argument("--size", metavar="WxH", help="stages: output size, timing the resize stage (as `livesound "
+                                                  "live --size`)")
+    bn.add_argument("--fit", choices=["cover", "contain"], default="cover", help="stages: with --size, as "
+                                                                                 "`livesound live --fit`")
+    bn.add_argument("--upscaler", metavar="PTH", help="stages: Real-ESRGAN weights, timing the upscale stage")
 
 
 def run_bench(args) -> int:
@@ -53,7 +59,8 @@ def run_bench(args) -> int:
     opts = BenchOptions(what=args.what, preset=args.preset, stages=args.stages, generator=args.generator,
                         sizes=args.sizes, backends=args.backends, frames=args.frames, warmup=args.warmup,
                         threads=args.threads, json=args.json, plot=args.plot, seconds=args.seconds, path=args.path,
-                        blocksize=args.blocksize, latency=args.latency, backend=args.backend, device=args.device)
+                        blocksize=args.blocksize, latency=args.latency, backend=args.backend, device=args.device,
+                        size=args.size, fit=args.fit, upscaler=args.upscaler)
     out, png = run_benchmark(opts, log=lambda line: print(line, file=sys.stderr))
     print(f"livesound bench: wrote {out} and {png}")
     return 0

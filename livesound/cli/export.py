@@ -9,6 +9,7 @@ from livesound.cli.common import add_device_arg, sub, tell
 
 EXPORT_EXAMPLE = ("livesound export onnx --generator stylegan2-ffhq-config-f.pt --out engines/\n  "
                   "livesound export onnx --preset demo --out engines/ --fp16 --fused\n  "
+                  "livesound export onnx --upscaler realesr-general-x4v3.pth --frame-size 256 --out engines/\n  "
                   "livesound export tensorrt --onnx engines/ --precision fp16")
 
 
@@ -21,6 +22,10 @@ def add_parsers(subs) -> None:
     ex.add_argument("--generator", metavar="CKPT", help="export this generator (.pt, .pkl, .safetensors)")
     ex.add_argument("--encoder", metavar="CKPT", help="export this audio encoder (+ the audio graph)")
     ex.add_argument("--mapper", metavar="CKPT", help="export this mapper")
+    ex.add_argument("--upscaler", metavar="PTH", help="export this Real-ESRGAN upscaler (RealESRGAN_x4plus.pth, "
+                                                      "realesr-general-x4v3.pth) as upscaler.onnx")
+    ex.add_argument("--frame-size", type=int, metavar="PX", help="the upscaler's input frame side (default: the "
+                                                                 "generator's resolution, given or the preset's)")
     ex.add_argument("--out", default="engines", help="output folder")
     ex.add_argument("--fp16", action="store_true", help="also write *_fp16.onnx graphs (for GPUs)")
     ex.add_argument("--fused", action="store_true", help="also write the fused embedding -> image graph")
@@ -41,7 +46,7 @@ def run_export_onnx(args) -> int:
 
     opts = ExportOptions(preset=args.preset, generator=args.generator, encoder=args.encoder, mapper=args.mapper,
                          out=args.out, fp16=args.fp16, fused=args.fused, device=args.device,
-                         styles=args.styles)
+                         styles=args.styles, upscaler=args.upscaler, frame_size=args.frame_size)
     export_networks(opts, log=tell("export"))
     print(f"livesound export: wrote {Path(opts.out)} (graphs and export.json)")
     return 0

@@ -7,7 +7,8 @@ from livesound.cli.common import split_list, sub
 LIVE_EXAMPLE = ("livesound live --preset demo --source synth\n  "
                 "livesound live --input USB --device cuda --backend synthesize=torch-fp16\n  "
                 "livesound live --source sound.wav --headless --frames 24 --out out/frames\n  "
-                "livesound live --source synth --osc-in 127.0.0.1:9000 --osc-out 127.0.0.1:9001 --ndi")
+                "livesound live --source synth --osc-in 127.0.0.1:9000 --osc-out 127.0.0.1:9001 --ndi\n  "
+                "livesound live --latent out/project/latent.npy --size 1920x1080 --upscaler realesr-general-x4v3.pth")
 
 
 def add_parsers(subs) -> None:
@@ -41,6 +42,14 @@ def add_parsers(subs) -> None:
     lv.add_argument("--fullscreen", action="store_true", help="open the window fullscreen")
     lv.add_argument("--max-audio-seconds", type=float, metavar="S",
                     help="refuse a longer --source file (it is decoded whole into memory; default 600)")
+    lv.add_argument("--latent", metavar="NPY", help="source w+ (.npy or .pt, the first row; e.g. from `livesound "
+                                                    "project`) instead of the seed's")
+    out = lv.add_argument_group("output size (window, recordings, NDI, v4l2 and headless PNGs)")
+    out.add_argument("--size", metavar="WxH", help="output size, e.g. 1920x1080 (default: the generator's own)")
+    out.add_argument("--fit", choices=["cover", "contain"], default="cover",
+                     help="other aspect: cover fills and crops, contain shows all and pads black")
+    out.add_argument("--upscaler", metavar="PTH", help="Real-ESRGAN weights (RealESRGAN_x4plus.pth or "
+                                                       "realesr-general-x4v3.pth): x4 super-resolution first")
     rig = lv.add_argument_group("the rig (OSC, MIDI, video out, live presets; README: 'Playing with the rig')")
     rig.add_argument("--osc-in", metavar="HOST:PORT", help="take /livesound/... control messages here")
     rig.add_argument("--osc-out", metavar="HOST:PORT", help="send per-frame features (/livesound/level ...) here")
@@ -87,7 +96,8 @@ def run_live(args) -> int:
                          strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
                          backend=args.backend, pin_threads=args.pin_threads,
                          max_audio_seconds=args.max_audio_seconds, steer=args.steer, directions=args.directions,
-                         beta=args.beta, learn=args.learn),
+                         beta=args.beta, learn=args.learn, size=args.size, fit=args.fit, upscaler=args.upscaler,
+                         latent=args.latent),
         rig=RigOptions(osc_in=args.osc_in, osc_out=args.osc_out, midi=args.midi, ndi=args.ndi, v4l2=args.v4l2,
                        preset_file=args.preset_file, osc_listen_any=args.osc_listen_any,
                        osc_allow_from=args.osc_allow_from, osc_allow_path=args.osc_allow_path,

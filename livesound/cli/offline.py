@@ -1,5 +1,6 @@
-"""The offline commands: ``generate``, ``embed``, ``convert``, ``presets``, ``optimize``, ``interpolate`` and
-``eval latent-agreement``. Each ``run_*`` builds one options object and calls one library function."""
+"""The offline commands: ``generate``, ``embed``, ``convert``, ``presets``, ``optimize``, ``project``,
+``interpolate`` and ``eval latent-agreement``. Each ``run_*`` builds one options object and calls one library
+function."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ OPTIMIZE_EXAMPLE = ("livesound optimize --preset demo --audio sound.wav --steps 
                     "livesound optimize --audio sounds/ --text 'a snowy mountain' --mix coarse=text,fine=audio")
 INTERPOLATE_EXAMPLE = ("livesound interpolate out/optimize/rain/result.npy out/optimize/fire/result.npy "
                        "--steps 48 --mode slerp --out out/path --video out/path.mp4")
+PROJECT_EXAMPLE = ("livesound project photo.png --preset demo --steps 300 --out out/project\n  "
+                   "livesound project --text 'a snowy mountain' --clip ViT-B-32.pt --out out/mountain")
 LATENT_AGREEMENT_EXAMPLE = "livesound eval latent-agreement --data sounds_by_label/ --steps 300 --out agreement.json"
 
 
@@ -113,6 +116,24 @@ def add_parsers(subs) -> None:
     o.add_argument("--save-every", type=int, default=20, help="intermediate image every K steps (0: none)")
     o.add_argument("--batch", type=int, default=4, help="targets optimised together")
     o.add_argument("--out", default="out/optimize", help="output folder (one subfolder per target)")
+
+    pj = sub(subs, "project", "find the w+ whose picture matches an image (or free-generate toward a phrase), "
+                              "as a source latent for `livesound live --latent`", PROJECT_EXAMPLE)
+    pj.set_defaults(run=run_project)
+    pj.add_argument("image", nargs="?", metavar="IMAGE", help="image to project (PNG/JPEG/...; centre-cropped square)")
+    pj.add_argument("--text", metavar="PHRASE", help="instead of an image: start from the mean latent and follow "
+                                                     "CLIP toward the phrase (the paper's free generation)")
+    pj.add_argument("--preset", default="demo", help="preset name or preset JSON file")
+    pj.add_argument("--generator", metavar="CKPT", help="generator checkpoint (overrides the preset's)")
+    pj.add_argument("--clip", metavar="WEIGHTS", help="CLIP weights (file or open_clip tag); default: the preset's")
+    pj.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name for --clip")
+    pj.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    pj.add_argument("--steps", type=int, default=300, help="optimisation steps")
+    pj.add_argument("--lr", type=float, default=0.1, help="peak Adam learning rate (ramped as the paper's)")
+    pj.add_argument("--clip-lambda", type=float, default=0.1, help="image mode: weight of the CLIP "
+                                                                   "image-embedding term beside the pixel MSE")
+    pj.add_argument("--out", default="out/project", help="folder for latent.npy, projected.png, "
+                                                         "side_by_side.png and log.json")
 
     i = sub(subs, "interpolate", "render the path between two w+ latents to PNGs and a video", INTERPOLATE_EXAMPLE)
     i.set_defaults(run=run_interpolate)
@@ -206,6 +227,22 @@ def run_optimize(args) -> int:
         say("optimize")(f"wrote 0 result(s), skipped {len(s.skipped)} finished ({Path(opts.out)})")
     else:
         say("optimize")(f"wrote {len(s.written)} result(s), skipped {len(s.skipped)} finished, in {s.seconds:.1f} s")
+    return 0
+
+
+def run_project(args) -> int:
+    from livesound.offline.networks import ModelOptions
+    from livesound.offline.project import ProjectConfig, ProjectOptions, project_to_folder
+
+    opts = ProjectOptions(image=args.image, text=args.text, out=args.out,
+                          models=ModelOptions(preset=args.preset, generator=args.generator, clip=args.clip,
+                                              clip_model=args.clip_model, device=args.device),
+                          config=ProjectConfig(steps=args.steps, lr=args.lr, clip_lambda=args.clip_lambda))
+    s = project_to_folder(opts, log=say("project"))
+    fit = f", PSNR {s.psnr:.2f} dB" if s.psnr is not None else ""
+    say("project")(f"{s.steps} steps in {s.seconds:.1f} s, loss {s.first_loss:.4f} -> {s.last_loss:.4f}{fit}")
+    print(f"livesound project: wrote {s.out / 'latent.npy'} (start a live run: livesound live --latent "
+          f"{s.out / 'latent.npy'})")
     return 0
 
 

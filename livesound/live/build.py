@@ -12,6 +12,7 @@ from livesound.audio.sources import FileSource, SynthSource
 from livesound.live.affinity import parse_pin, plan
 from livesound.live.backends import parse_backend_choice
 from livesound.live.device import is_device_name, resolve_device
+from livesound.live.output import FITS, FrameResize, frame_upscaler, parse_size
 from livesound.live.pipeline import LiveSettings, Pipeline
 from livesound.live.steering import MapperSteer, SteerContext, Steerer, make_steerer
 from livesound.models.fast_paths import apply_fast_paths
@@ -25,6 +26,7 @@ from livesound.models.presets import (
     mapper_from_preset,
     mapper_is_trained,
 )
+from livesound.offline.generate import load_latents
 from livesound.weights import fields
 
 
@@ -53,9 +55,20 @@ class LiveOptions:
     directions: str | None = None    # --steer directions: fs3.npy (StyleCLIP) or `livesound directions build`'s file
     beta: float | None = None        # --steer directions: disentanglement threshold (None: the steerer's default)
     learn: str | None = None         # --steer optimize: a bank file that converged offsets are added to
+    size: str | None = None          # "WxH" output size (livesound.live.output); None: the generator's own
+    fit: str = "cover"               # cover | contain, when the aspect differs
+    upscaler: str | None = None      # Real-ESRGAN weights (.pth): super-resolution before the resize
+    latent: str | None = None        # w+ (.npy/.pt, first row) as the source latent instead of the seed's
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
         plan(parse_pin(self.pin_threads))
+        if self.size is not None:
+            parse_size(self.size)
+        if self.fit not in FITS:
+            raise ValueError(f"--fit must be one of {', '.join(FITS)}, got {self.fit!r}")
+        for flag, path in (("--upscaler", self.upscaler), ("--latent", self.latent)):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{path}: no such file ({flag})")
         if self.device is not None and not is_device_name(self.device):
             if self.input is None:
                 print(f"livesound live: note: --device {self.device!r} as the audio input is deprecated and goes in "
@@ -120,8 +133,13 @@ def build_pipeline(opts: LiveOptions) -> Pipeline:
     backends = parse_backend_choice(backend)
     if steerer.network is None:  # nothing to export: the map stage runs the steerer in torch
         backends["map"] = "torch"
-    return Pipeline(G, encoder, steerer, clip, settings, backends=backends, backend_threads=opts.backend_threads,
-                    device=device)
+    upscaler = frame_upscaler(opts.upscaler, G.resolution) if opts.upscaler else None
+    resizer = FrameResize(*parse_size(opts.size), opts.fit) if opts.size else None
+    pipeline = Pipeline(G, encoder, steerer, clip, settings, backends=backends, backend_threads=opts.backend_threads,
+                        device=device, upscaler=upscaler, resizer=resizer)
+    if opts.latent:
+        pipeline.set_source(load_latents(opts.latent, G.num_ws, G.w_dim)[:1].to(pipeline.device), opts.seed)
+    return pipeline
 
 
 def open_source(opts: LiveOptions):

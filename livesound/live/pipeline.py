@@ -2,6 +2,7 @@
 
     hear:  features -> encode                          (new audio -> the newest window's unit embedding)
     draw:  smooth -> map -> synthesize -> to_rgb8       (embedding + strength -> an 8-bit RGB frame)
+           with an output size (`livesound.live.output`): synthesize -> upscale? -> resize -> to_rgb8
 
 ``hear`` and ``draw`` are the recipe's two halves, and the only way frames are made: the threaded live engine
 (`livesound.live.engine`) runs ``hear`` on its listener thread and ``draw`` on its renderer thread; the
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 
 from livesound.audio.features import PAPER_FRAMES, StreamLogMel, to_encoder_input
 from livesound.live.backends import TorchBackend, make_backend
+from livesound.live.glide import GLIDE_S, SourceGlide
 from livesound.live.host import HostFrames
 from livesound.live.hpss import StreamingHPSS
 from livesound.live.reactivity import Reactivity
@@ -98,7 +100,7 @@ class Pipeline:
 
     def __init__(self, G, encoder, steerer: Steerer, clip=None, settings: LiveSettings | None = None,
                  sample_rate: int = 44100, backends: dict[str, str] | None = None, backend_threads: int = 1,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, upscaler=None, resizer=None):
         self.s = settings or LiveSettings()
         self.device = torch.device(device or "cpu")
         G, encoder, steerer = G.to(self.device), encoder.to(self.device), steerer.to(self.device)
@@ -119,10 +121,15 @@ class Pipeline:
         self.text_e: torch.Tensor | None = None
         self.text_groups: tuple[str, ...] = ("coarse",)  # layer groups the text steers (the rest follow sound)
         self.times = StageTimes()
+        self.upscaler, self.resizer = upscaler, resizer   # the output stages (livesound.live.output); None: none
         self.torch_runners = {"encode": TorchBackend(encoder, self.device), "map": TorchBackend(steerer, self.device),
                               "synthesize": TorchBackend(self._synthesis(G), self.device)}
+        if upscaler is not None:
+            self.upscaler = upscaler.to(self.device)
+            self.torch_runners["upscale"] = TorchBackend(self.upscaler, self.device)
         self.runners = dict(self.torch_runners)
-        self.backends = {stage: "torch" for stage in self.runners} | dict(backends or {})
+        self.backends = {stage: "torch" for stage in self.runners} | \
+            {stage: name for stage, name in (backends or {}).items() if stage in self.runners}
         if self.s.noise_mode != "const" and self.backends["synthesize"] != "torch":
             raise ValueError("exported generators bake in the constant noise: use noise_mode 'const'")
         for stage, name in self.backends.items():
@@ -138,7 +145,8 @@ class Pipeline:
 
     def network(self, stage: str) -> torch.nn.Module:
         """The module a backend of ``stage`` runs (what an accelerated backend exports)."""
-        module = {"encode": self.encoder, "map": self.steerer.network, "synthesize": self.G}[stage]
+        module = {"encode": self.encoder, "map": self.steerer.network, "synthesize": self.G,
+                  "upscale": self.upscaler}[stage]
         if module is None:
             raise ValueError(f"the {self.steerer.kind} steerer has no network to accelerate; run map on torch")
         return module
@@ -179,8 +187,13 @@ class Pipeline:
         self.set_source(ws, seed)
 
     def set_source(self, ws_src: torch.Tensor, seed: int) -> None:
-        """The source latent [1, num_ws, w_dim] (and the seed it is filed under)."""
+        """The source latent [1, num_ws, w_dim] (and the seed it is filed under); ends any glide."""
         self.ws_src, self.seed = ws_src, int(seed)
+        self.glide: SourceGlide | None = None
+
+    def glide_to(self, ws: torch.Tensor, seconds: float = GLIDE_S) -> None:
+        """Travel the source latent to ``ws`` [1, num_ws, w_dim] over ``seconds`` of frames (`livesound.live.glide`)."""
+        self.glide = SourceGlide(self.ws_src, ws, seconds)
 
     def set_text(self, text: str | None) -> None:
         if not text:
@@ -229,10 +242,17 @@ class Pipeline:
             return self.runners["synthesize"](ws)                             # [1, 3, R, R]
         return self.runners["synthesize"](ws, delta)
 
+    def upscale(self, img: torch.Tensor) -> torch.Tensor:
+        return self.runners["upscale"](img)                                   # [1, 3, scale*R, scale*R]
+
+    def resize(self, img: torch.Tensor) -> torch.Tensor:
+        return self.resizer(img)                                  # [1, 3, H, W] uint8, on img's device
+
     def to_rgb8(self, img: torch.Tensor) -> np.ndarray:
-        """Quantised on the device, then the frame's one copy to the host (`livesound.live.host`)."""
-        x = ((img[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return self.host(x.permute(1, 2, 0))                                 # [R, R, 3]
+        """[1, 3, H, W] in [-1, 1] (or uint8 from ``resize``), quantised on the device, then the frame's one copy
+        to the host (`livesound.live.host`) -> [H, W, 3] uint8."""
+        x = img[0] if img.dtype == torch.uint8 else ((img[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return self.host(x.permute(1, 2, 0))
 
     # -- the recipe -----------------------------------------------------------------------------------------
     def hear(self, samples: np.ndarray, clock: StageClock) -> torch.Tensor:
@@ -261,8 +281,16 @@ class Pipeline:
         except Exception:
             self.smoother.reset()  # a NaN in its state would poison every later frame
             raise
+        if self.glide is not None:
+            self.ws_src = self.glide.step(dt)
+            if self.glide.done:
+                self.glide = None
         ws = clock.run("map", self.map, e_s, k)
         img = clock.run("synthesize", self.synthesize, ws)
+        if self.upscaler is not None:
+            img = clock.run("upscale", self.upscale, img)
+        if self.resizer is not None:
+            img = clock.run("resize", self.resize, img)
         rgb = clock.run("to_rgb8", self.to_rgb8, img)
         return Drawn(rgb, float(level), float(onset), k, e_s)
 

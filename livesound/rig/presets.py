@@ -39,7 +39,9 @@ class LivePresetError(ValueError):
 def capture(target) -> dict:
     """The live state of a LiveEngine or StepTarget as a JSON-ready dict."""
     st = target.pipeline
-    return {"seed": int(st.seed), "ws_src": st.ws_src[0].tolist(), "strength": float(target.strength),
+    glide = getattr(st, "glide", None)  # mid-glide, the scene is where the picture is going, not where it is
+    ws = glide.end if glide is not None else st.ws_src
+    return {"seed": int(st.seed), "ws_src": ws[0].tolist(), "strength": float(target.strength),
             "text": target.text, "mix": ",".join(st.text_groups), "smoothing_s": float(st.smoother.time_constant_s),
             "gains": st.reactivity.gains.to_dict(), "walk_phase": float(st.reactivity.phase)}
 

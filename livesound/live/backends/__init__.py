@@ -1,10 +1,11 @@
 """Stage backends: one call, ``backend(*tensors) -> tensor``, on torch, ONNX Runtime, OpenVINO or TensorRT.
 
 Three stages of a frame run a network and can be accelerated: ``encode`` (audio encoder), ``map`` (the
-steerer's network) and ``synthesize`` (the generator). Each runs on one backend chosen by name; the pipeline
-never knows which. Every backend object has ``name``, is called with torch tensors on any device and returns a
-torch tensor on the pipeline's device, so backends mix freely from one stage to the next. A name without a
-precision suffix runs fp32.
+steerer's network) and ``synthesize`` (the generator), and a fourth where an output size asks for it:
+``upscale`` (a Real-ESRGAN network, `livesound.live.output`). Each runs on one backend chosen by name; the
+pipeline never knows which. Every backend object has ``name``, is called with torch tensors on any device and
+returns a torch tensor on the pipeline's device, so backends mix freely from one stage to the next. A name without
+a precision suffix runs fp32.
 
 - ``torch`` (`torch_stage`): the module itself, in inference mode; the reference every other backend is
   checked against. ``torch-bf16`` (CPU autocast) and ``torch-fp16`` (CUDA autocast in a CUDA graph):
@@ -33,8 +34,8 @@ BACKENDS = ("torch", "torch-bf16", "torch-fp16", "onnxruntime", "onnxruntime-ten
             "openvino", "openvino-bf16", "tensorrt", "tensorrt-fp16")
 AUTO = "auto"
 REDUCED_PRECISION = ("-bf16", "-fp16")
-ACCELERATED_STAGES = ("encode", "map", "synthesize")  # features, smooth and to_rgb8 stay in torch/numpy
-GRAPH_NAMES = {"encode": "encoder", "map": "mapper", "synthesize": "generator"}  # their ONNX graphs
+ACCELERATED_STAGES = ("encode", "map", "synthesize", "upscale")  # features, smooth, resize, to_rgb8: torch
+GRAPH_NAMES = {"encode": "encoder", "map": "mapper", "synthesize": "generator", "upscale": "upscaler"}
 
 __all__ = ["ACCELERATED_STAGES", "AUTO", "BACKENDS", "TorchBackend", "Unavailable", "cached_onnx", "engines_dir",
            "fingerprint", "make_backend", "parse_backend_choice", "unavailable_reason"]
@@ -61,7 +62,7 @@ def parse_backend_choice(text: str | None) -> dict[str, str]:
 
 def make_backend(stage: str, backend: str, module: nn.Module, threads: int = 1, device=None, check: bool = True,
                  styles: bool = False):
-    """A backend running ``module`` (the generator, the steerer's network or the encoder) as ``stage`` on
+    """A backend running ``module`` (the generator, the steerer's network, the encoder or the upscaler) as ``stage`` on
     ``device`` (default the CPU); ``Unavailable`` (one line, why) where it cannot run here.
 
     ``check``: compare one seeded call with the fp32 torch module (`parity`) before handing it over: an fp32

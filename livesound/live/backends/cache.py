@@ -55,6 +55,7 @@ def graph_settings(graph: str, module: torch.nn.Module) -> dict:
     return {"graph": graph, "config": cfg.to_dict() if hasattr(cfg, "to_dict") else None,
             "fast_paths": {k: str(v) for k, v in sorted((fast or {}).items())},
             "noise_mode": NOISE_MODE if graph.startswith("generator") else None, "opset": OPSET,
+            "frame_size": getattr(module, "frame_size", None),  # an upscaler's graph is built for one frame size
             "versions": {"torch": torch.__version__} | {n: _version(n) for n in ("livesound", "onnx", "onnxruntime")},
             "sources": _sources_digest(module)}
 
@@ -93,7 +94,7 @@ def file_sha256(path: Path) -> str:
 
 
 def cached_onnx(graph: str, module: torch.nn.Module) -> Path:
-    """The ONNX graph ``graph`` ("generator", "generator_styles", "mapper" or "encoder") of ``module`` from the
+    """The ONNX graph ``graph`` ("generator", "generator_styles", "mapper", "encoder" or "upscaler") of ``module`` from the
     cache, exported (and parity-checked) on first use, and rebuilt when the entry fails its check."""
     settings = graph_settings(graph, module)
     key = fingerprint(module, json.dumps(settings, sort_keys=True))
@@ -159,4 +160,5 @@ def _discard(folder: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-_SPEC_ARG = {"generator": "G", "generator_styles": "G", "mapper": "mapper", "encoder": "encoder"}
+_SPEC_ARG = {"generator": "G", "generator_styles": "G", "mapper": "mapper", "encoder": "encoder",
+             "upscaler": "upscaler"}

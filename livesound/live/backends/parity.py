@@ -3,14 +3,14 @@
 One tolerance per kind of output, for every backend and precision (``auto`` picks only within it, and a reduced
 precision backend outside it is named in a warning):
 
-- images (``synthesize``): PSNR >= 40 dB against the fp32 image, both clamped to [-1, 1] (peak-to-peak 2, so the
+- images (``synthesize``, ``upscale``): PSNR >= 40 dB against the fp32 image, both clamped to [-1, 1] (peak-to-peak 2, so the
   same figure as on the 8-bit frame); 40 dB is an RMS error of 1/100 of the range, about 1.3 levels of 255.
 - embeddings (``encode``): cosine similarity >= 0.999 between the unit embeddings (the smoother, the mapper and
   the labels all read directions; 0.999 is an angle of 2.6 degrees).
 - latents (``map``): RMS error <= 1 % of the fp32 output's RMS (w+ codes feed every layer of the generator).
 
 The examples are seeded and fixed: the generator's is a real mapped latent (seed 0, truncation 0.7), not noise,
-since PSNR depends on the image it is measured on.
+and the upscaler's a smooth seeded picture, since PSNR depends on the image it is measured on.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch
 MIN_PSNR_DB = 40.0
 MIN_COSINE = 0.999
 MAX_REL_RMS = 0.01
-TOLERANCE = {"synthesize": f"PSNR >= {MIN_PSNR_DB:g} dB", "encode": f"cosine >= {MIN_COSINE}",
+TOLERANCE = {"synthesize": f"PSNR >= {MIN_PSNR_DB:g} dB", "upscale": f"PSNR >= {MIN_PSNR_DB:g} dB",
+             "encode": f"cosine >= {MIN_COSINE}",
              "map": f"RMS error <= {100 * MAX_REL_RMS:g}% of the output's RMS"}
 
 
@@ -43,7 +44,7 @@ def compare(stage: str, got: torch.Tensor, want: torch.Tensor) -> dict:
         return {"ok": False, "error": f"shape {list(got.shape)}, expected {list(want.shape)}"}
     if not torch.isfinite(got).all():
         return {"ok": False, "error": "non-finite values"}
-    if stage == "synthesize":
+    if stage in ("synthesize", "upscale"):
         db = psnr_db(got, want)
         return {"psnr_db": db, "ok": db >= MIN_PSNR_DB}
     if stage == "encode":
@@ -77,6 +78,10 @@ def example_inputs(stage: str, module: torch.nn.Module, device) -> tuple[torch.T
         return ws.to(device), e.to(device), torch.full((1,), 0.5, device=device)
     if stage == "encode":
         return (torch.rand(1, 1, 128, 512, generator=gen).to(device),)
+    if stage == "upscale":  # a smooth picture (PSNR on noise would say little about real frames)
+        small = torch.rand(1, 3, 8, 8, generator=gen) * 2 - 1
+        size = int(module.frame_size)
+        return (torch.nn.functional.interpolate(small, size=(size, size), mode="bilinear").to(device),)
     raise ValueError(f"stage {stage!r} has no accelerated backend")
 
 
