@@ -89,7 +89,9 @@ def test_onnxruntime_backend_gives_the_same_frames_and_caches_graphs(tmp_path):
     a = [f.rgb.astype(int) for f in run_fixed_step(eager, audio, 4, 1470)]
     b = [f.rgb.astype(int) for f in run_fixed_step(accel, audio, 4, 1470)]
     assert max(np.abs(x - y).max() for x, y in zip(a, b)) <= 2
-    cached = sorted(engines.glob("*/*.onnx"))
+    # The session's cache may also hold other tests' graphs (generator_styles, upscaler): these three must be there.
+    cached = sorted(p for p in engines.glob("*/*.onnx") if p.parent.name.split("-")[0] in ("encoder", "mapper",
+                                                                                           "generator"))
     assert {p.parent.name.split("-")[0] for p in cached} == {"encoder", "mapper", "generator"}
     mtimes = [p.stat().st_mtime for p in cached]
     build_pipeline(LiveOptions(backend="synthesize=onnxruntime"))  # same weights: the cache is reused
