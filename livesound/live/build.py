@@ -12,6 +12,8 @@ from livesound.audio.sources import FileSource, SynthSource
 from livesound.live.affinity import parse_pin, plan
 from livesound.live.backends import parse_backend_choice
 from livesound.live.pipeline import LiveSettings, Pipeline
+from livesound.live.reactivity import ReactivityGains
+from livesound.live.steer_choice import SteerContext, build_steerer, choose
 from livesound.live.steering import MapperSteer, Steerer
 from livesound.models.fast_paths import apply_fast_paths
 from livesound.models.presets import (
@@ -44,6 +46,10 @@ class LiveOptions:
                                      # None: the preset's live.backend (torch if it names none)
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
     pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
+    steer: str | None = None         # mapper | bank | optimize | directions; None: the rule (livesound.live.steer_choice)
+    bank: str | None = None          # a direction bank file (`livesound bank build`)
+    bank_temperature: float | None = None  # None: the bank's calibrated temperature
+    bank_top_k: int | None = None    # None: livesound.live.bank.DEFAULT_TOP_K
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
         plan(parse_pin(self.pin_threads))
@@ -63,6 +69,7 @@ def live_settings(preset: Preset, opts: "LiveOptions") -> LiveSettings:
     """``LiveSettings`` from its defaults, the preset's ``live`` section, then the command line."""
     live = dict(preset.extra.get("live", {}))
     live.pop("backend", None)  # the stages' backends, not a setting of the frame
+    live.pop("reactivity", None)  # the reactivity's gains (``preset_gains``)
     unknown = set(live) - LiveSettings.names()
     if unknown:
         raise PresetError(f"preset {preset.name!r}: unknown live settings {sorted(unknown)}; known: "
@@ -77,16 +84,39 @@ def live_settings(preset: Preset, opts: "LiveOptions") -> LiveSettings:
     return settings
 
 
-def build_pipeline(opts: LiveOptions) -> Pipeline:
+def preset_gains(preset: Preset) -> ReactivityGains:
+    """The preset's ``live.reactivity`` gains (pulse, kick, walk); all off when it names none."""
+    try:
+        return ReactivityGains.from_dict(preset.extra.get("live", {}).get("reactivity", {}))
+    except (ValueError, TypeError) as e:
+        raise PresetError(f"preset {preset.name!r}: live.reactivity: {e}") from None
+
+
+def build_pipeline(opts: LiveOptions, say=None) -> Pipeline:
+    """The preset's networks and settings as a ``Pipeline``; ``say`` (default: stderr) hears the start line
+    (the steering and the untrained networks) and any warning about the steering."""
+    say = say or (lambda text: print(f"livesound live: {text}", file=sys.stderr))
     preset = load_preset(opts.preset)
     settings = live_settings(preset, opts)
-    G = apply_fast_paths(generator_from_preset(preset, opts.generator))  # the measured CPU winners, parity-tested
+    G = generator_from_preset(preset, opts.generator)
     encoder = encoder_from_preset(preset, opts.encoder).eval()
-    steerer = steerer_from_preset(preset, G, encoder.embed_dim, opts.mapper)
     clip = clip_from_preset(preset, opts.clip)
+    choice = choose(preset, opts, G)
+    steerer = build_steerer(choice, SteerContext(preset, opts, G, encoder, clip, settings.window_s))
+    apply_fast_paths(G)  # the measured CPU winners, parity-tested (after a bank's optimisation: it needs autograd)
     backend = opts.backend if opts.backend is not None else preset.extra.get("live", {}).get("backend")
-    return Pipeline(G, encoder, steerer, clip, settings, backends=parse_backend_choice(backend),
-                    backend_threads=opts.backend_threads)
+    backends = parse_backend_choice(backend)
+    if steerer.network is None:  # nothing to export: the map stage runs the steerer in torch
+        backends["map"] = "torch"
+    pipe = Pipeline(G, encoder, steerer, clip, settings, backends=backends, backend_threads=opts.backend_threads)
+    pipe.reactivity.gains = preset_gains(preset)
+    pipe.steering = choice
+    say(choice.line)
+    for note in choice.notes:
+        say(f"note: {note}")
+    if choice.warning:
+        say(f"warning: {choice.warning}")
+    return pipe
 
 
 def open_source(opts: LiveOptions):

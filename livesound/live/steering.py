@@ -11,7 +11,8 @@ touching it. ``network`` is the module an accelerated backend exports for the ``
 embedding), or None where the steerer has nothing worth exporting; the torch call stays the reference and serves
 the per-group case.
 
-Implementations: ``MapperSteer`` (a conditional latent mapper, `livesound.models.mapper`).
+Implementations: ``MapperSteer`` (a conditional latent mapper, `livesound.models.mapper`), ``BankSteer``
+(anchors optimised offline, blended by similarity, `livesound.live.bank`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class Steerer(nn.Module):
     def describe(self) -> str:
         """One line for the start message and the overlay, e.g. 'mapper (untrained, seeded)'."""
         return f"{self.kind} ({'trained' if self.trained else 'untrained, seeded'})"
+
+    def labels_for(self, e: torch.Tensor) -> list[tuple[str, float]]:
+        """What this steering blends for the unit embedding ``e`` [1, D], as (name, weight) pairs for the overlay
+        and OSC out (a bank: its nearest anchors); none for a network that names nothing."""
+        return []
 
 
 class MapperSteer(Steerer):
