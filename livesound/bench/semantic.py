@@ -85,6 +85,7 @@ def run_semantic_bench(preset: str = "demo", bank: str | None = None, anchors: S
     threshold (0: the plain newest window, as before `livesound.live.novelty`)."""
     if segment_s <= 0 or switches < 1 or fps <= 0:
         raise ValueError("--segment and --fps must be positive and --switches at least 1")
+    torch.set_num_threads(1)  # as each of the live engine's workers
     pipe = build_pipeline(LiveOptions(preset=preset, bank=bank, steer="bank", strength=1.0, backend=backend),
                           say=lambda text: log(f"livesound bench semantic: {text}"))
     pipe.reactivity.gains = ReactivityGains()

@@ -3,7 +3,8 @@ function (its ``run_*`` in the command group's module); ``main`` is the one plac
 exit codes.
 
 Command groups: ``offline`` (generate, embed, convert, presets, optimize, interpolate, eval latent-agreement),
-``live``, ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other evaluations).
+``bank`` (bank build), ``live``, ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other
+evaluations).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 
 from livesound import __version__
-from livesound.cli import bench, export, live, offline, train
+from livesound.cli import bank, bench, export, live, offline, train
 from livesound.cli.common import Formatter, sub
 
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parsers(subs)
     bench.add_parsers(subs)
     offline.add_parsers(subs)
+    bank.add_parsers(subs)
     train.add_parsers(subs, sub)
     for name, run in train.COMMANDS.items():
         subs.choices[name].set_defaults(run=run)

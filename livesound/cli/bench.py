@@ -1,4 +1,4 @@
-"""``livesound bench``: stage, generator or latency benchmarks (`livesound.bench.run.run_benchmark`)."""
+"""``livesound bench``: stage, generator, latency or semantic benchmarks (`livesound.bench.run.run_benchmark`)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ BENCH_EXAMPLE = ("livesound bench --preset demo --backends torch,onnxruntime --f
                  "livesound bench --generator G.pt --stages generator --backends torch,onnxruntime --frames 10 "
                  "--json out.json\n  "
                  "livesound bench --stages generator --sizes 256:1,256:2 --backends torch,onnxruntime --frames 10\n  "
-                 "livesound bench latency --preset demo --json lat.json")
+                 "livesound bench latency --preset demo --json lat.json\n  "
+                 "livesound bench semantic --preset demo --bank bank.safetensors --json sem.json")
 
 
 def add_parsers(subs) -> None:
     bn = sub(subs, "bench", "time every stage per frame on each backend, side by side, or the generator alone, "
                             "or sound-to-picture latency (JSON + plot)", BENCH_EXAMPLE)
     bn.set_defaults(run=run_bench)
-    bn.add_argument("what", nargs="?", choices=["stages", "latency"], default="stages",
-                    help="stages: time each stage of a frame; latency: sound onset to frame ready, live")
+    bn.add_argument("what", nargs="?", choices=["stages", "latency", "semantic"], default="stages",
+                    help="stages: time each stage of a frame; latency: sound onset to frame ready, live; "
+                         "semantic: a switch of sound to the picture half-way to the new anchor's")
     bn.add_argument("--preset", default="demo")
     bn.add_argument("--stages", choices=["all", "generator"], default="all",
                     help="generator: the generator alone, as a fraction of this machine's measured fp32 peak")
@@ -40,8 +42,16 @@ def add_parsers(subs) -> None:
     bn.add_argument("--blocksize", type=int, default=256, help="latency: capture block size, samples")
     bn.add_argument("--latency", default="low",
                     help="latency: capture device latency, low|high|SECONDS (default low, as `livesound live`)")
-    bn.add_argument("--backend", help="latency: stage backends as for `livesound live --backend` "
+    bn.add_argument("--backend", help="latency, semantic: stage backends as for `livesound live --backend` "
                                       "(default: the preset's)")
+    bn.add_argument("--bank", metavar="FILE", help="semantic: the direction bank (default: the preset's)")
+    bn.add_argument("--anchors", metavar="A,B", help="semantic: sound anchors to switch between (default: the two "
+                                                     "farthest apart)")
+    bn.add_argument("--segment", type=float, default=4.0, help="semantic: seconds each sound plays")
+    bn.add_argument("--switches", type=int, default=8, help="semantic: switches of sound")
+    bn.add_argument("--fps", type=float, default=30.0, help="semantic: frames per second of audio")
+    bn.add_argument("--change-db", type=float, help="semantic: change detection threshold, dB (default: the "
+                                                    "preset's; 0: the plain newest window)")
 
 
 def run_bench(args) -> int:
@@ -50,7 +60,9 @@ def run_bench(args) -> int:
     opts = BenchOptions(what=args.what, preset=args.preset, stages=args.stages, generator=args.generator,
                         sizes=args.sizes, backends=args.backends, frames=args.frames, warmup=args.warmup,
                         threads=args.threads, json=args.json, plot=args.plot, seconds=args.seconds, path=args.path,
-                        blocksize=args.blocksize, latency=args.latency, backend=args.backend)
+                        blocksize=args.blocksize, latency=args.latency, backend=args.backend, bank=args.bank,
+                        anchors=args.anchors, segment=args.segment, switches=args.switches, fps=args.fps,
+                        change_db=args.change_db)
     out, png = run_benchmark(opts, log=lambda line: print(line, file=sys.stderr))
     print(f"livesound bench: wrote {out} and {png}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from livesound.cli.common import split_list, sub
 
 LIVE_EXAMPLE = ("livesound live --preset demo --source synth\n  "
+                "livesound live --preset ffhq-1024 --bank bank.safetensors --source mic\n  "
                 "livesound live --source sound.wav --headless --frames 24 --out out/frames\n  "
                 "livesound live --source synth --osc-in 127.0.0.1:9000 --osc-out 127.0.0.1:9001 --ndi")
 
@@ -44,6 +45,14 @@ def add_parsers(subs) -> None:
     rig.add_argument("--preset-file", metavar="JSON", help="live presets 1-9 and the MIDI map (created on store)")
     lv.add_argument("--backend", help="onnxruntime or tensorrt for every accelerated stage, or per stage: "
                                       "encode=onnxruntime,map=torch,synthesize=onnxruntime (default torch)")
+    lv.add_argument("--steer", choices=["mapper", "bank", "optimize", "directions"],
+                    help="how the sound's meaning moves the picture (default: mapper when the preset's is trained, "
+                         "else bank when one is given, else mapper with a warning)")
+    lv.add_argument("--bank", metavar="FILE", help="direction bank from `livesound bank build` (steers by default "
+                                                   "when the mapper is untrained)")
+    lv.add_argument("--bank-temperature", type=float, metavar="T",
+                    help="softmax temperature over cos(e, anchor) (default: the bank's calibrated one)")
+    lv.add_argument("--bank-top-k", type=int, metavar="K", help="anchors blended per frame (default 3)")
     lv.add_argument("--pin-threads", default="auto", metavar="off|auto|R,L",
                     help="pin the renderer and listener threads to a core each (auto: the first two cores this "
                          "process may use; or RENDER,LISTEN core numbers; default auto)")
@@ -58,7 +67,8 @@ def run_live(args) -> int:
         live=LiveOptions(preset=args.preset, source=args.source, device=args.device, generator=args.generator,
                          encoder=args.encoder, mapper=args.mapper, clip=args.clip, labels=split_list(args.labels),
                          strength=args.strength, smoothing_s=args.smoothing, seed=args.seed, synth_kind=args.synth,
-                         backend=args.backend, pin_threads=args.pin_threads),
+                         backend=args.backend, pin_threads=args.pin_threads, steer=args.steer, bank=args.bank,
+                         bank_temperature=args.bank_temperature, bank_top_k=args.bank_top_k),
         rig=RigOptions(osc_in=args.osc_in, osc_out=args.osc_out, midi=args.midi, ndi=args.ndi, v4l2=args.v4l2,
                        preset_file=args.preset_file),
         headless=args.headless, frames=args.frames, out=args.out, hop_fps=args.hop_fps, record=args.record,

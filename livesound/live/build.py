@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from livesound.audio.io import AudioError
 from livesound.audio.mic import Microphone
@@ -23,8 +22,6 @@ from livesound.models.presets import (
     encoder_from_preset,
     generator_from_preset,
     load_preset,
-    mapper_from_preset,
-    mapper_is_trained,
 )
 
 
@@ -46,19 +43,13 @@ class LiveOptions:
                                      # None: the preset's live.backend (torch if it names none)
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
     pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
-    steer: str | None = None         # mapper | bank | optimize | directions; None: the rule (livesound.live.steer_choice)
+    steer: str | None = None         # mapper|bank|optimize|directions; None: the rule (livesound.live.steer_choice)
     bank: str | None = None          # a direction bank file (`livesound bank build`)
     bank_temperature: float | None = None  # None: the bank's calibrated temperature
     bank_top_k: int | None = None    # None: livesound.live.bank.DEFAULT_TOP_K
 
     def __post_init__(self) -> None:  # told before minutes of building networks, not after
         plan(parse_pin(self.pin_threads))
-
-
-def steerer_from_preset(preset: Preset, G, clip_dim: int, mapper_path: str | Path | None = None) -> Steerer:
-    """The steering the preset and options ask for (today: the conditional mapper)."""
-    mapper = mapper_from_preset(preset, G, clip_dim, mapper_path)
-    return steerer_for_mapper(mapper, trained=mapper_is_trained(preset, mapper_path))
 
 
 def steerer_for_mapper(mapper, trained: bool) -> Steerer:
@@ -101,7 +92,7 @@ def build_pipeline(opts: LiveOptions, say=None) -> Pipeline:
     G = generator_from_preset(preset, opts.generator)
     encoder = encoder_from_preset(preset, opts.encoder).eval()
     clip = clip_from_preset(preset, opts.clip)
-    choice = choose(preset, opts, G)
+    choice = choose(preset, opts)
     steerer = build_steerer(choice, SteerContext(preset, opts, G, encoder, clip, settings.window_s))
     apply_fast_paths(G)  # the measured CPU winners, parity-tested (after a bank's optimisation: it needs autograd)
     backend = opts.backend if opts.backend is not None else preset.extra.get("live", {}).get("backend")

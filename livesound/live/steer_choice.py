@@ -51,6 +51,13 @@ class SteeringChoice:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def overlay_lines(self) -> list[str]:
+        """The overlay's: the steering, and the untrained networks if any."""
+        desc = self.steerer.describe() if self.steerer is not None else self.kind
+        untrained = [f"untrained {', '.join(self.untrained)} (seeded)"] if self.untrained else []
+        return [f"steer    {desc}"] + untrained
+
+    @property
     def line(self) -> str:
         """The start line and the overlay's: the steering, why, and which networks are untrained."""
         desc = self.steerer.describe() if self.steerer is not None else self.kind
@@ -58,7 +65,7 @@ class SteeringChoice:
         return f"steering: {desc} [{self.why}]; {untrained}"
 
 
-def choose(preset: Preset, opts, G) -> SteeringChoice:
+def choose(preset: Preset, opts) -> SteeringChoice:
     """The steering kind for ``opts`` (see the module docstring), before anything is built."""
     states = network_states(preset, generator=opts.generator, encoder=opts.encoder, clip=opts.clip,
                             mapper=opts.mapper)

@@ -87,6 +87,7 @@ class BankOptions:
     synth: Sequence[str] = ()         # SynthSource kinds
     texts: Sequence[str] = ()
     settings: BankSettings = field(default_factory=BankSettings)
+    window_s: float | None = None     # None: the preset's live window
     seed: int = 0
     trunc: float | None = None        # None: the preset's truncation
     out: str = "bank.safetensors"
@@ -184,12 +185,20 @@ def build_bank(opts: BankOptions, log: Callable[[str], None] = lambda s: None) -
         nets = load_networks(replace(opts.models, device=str(dist.device)),
                              need_encoder=any(a.kind == "sound" for a in anchors), log=log)
         psi = nets.preset.truncation_psi if opts.trunc is None else opts.trunc
-        settings = replace(opts.settings, seed=opts.seed, truncation=psi)
+        window = opts.window_s if opts.window_s is not None else preset_window(nets.preset)
+        settings = replace(opts.settings, seed=opts.seed, truncation=psi, window_s=window)
         return build_bank_for(nets.G, nets.encoder, nets.clip, anchors, settings, opts.out, images=opts.images,
                               preset=nets.preset.name, noise_mode=nets.preset.noise_mode, rank=dist.rank,
                               world=dist.world, log=log)
     finally:
         cleanup_distributed()
+
+
+def preset_window(preset) -> float:
+    """The live window of ``preset`` (its ``live.window_s``, else the live default)."""
+    from livesound.live.pipeline import LiveSettings
+
+    return float(preset.extra.get("live", {}).get("window_s", LiveSettings.window_s))
 
 
 def build_bank_for(G, encoder, clip, anchors: Sequence[Anchor], settings: BankSettings, out: str | Path, *,
@@ -271,7 +280,8 @@ def targets_for(anchors: Sequence[Anchor], embs: dict[int, torch.Tensor]) -> dic
 
 def _key(anchor: Anchor, settings: BankSettings, prints: dict, noise_mode: str,
          aim: torch.Tensor | None = None) -> str:
-    what = {"aim": None if aim is None else hashlib.sha256(aim.float().numpy().tobytes()).hexdigest(),"kind": anchor.kind, "label": anchor.label, "identity": anchor_identity(anchor),
+    what = {"aim": None if aim is None else hashlib.sha256(aim.float().numpy().tobytes()).hexdigest(),
+            "kind": anchor.kind, "label": anchor.label, "identity": anchor_identity(anchor),
             "settings": {k: v for k, v in asdict(settings).items() if k != "batch"}, "noise_mode": noise_mode,
             "generator": prints["generator"], "clip": prints["clip"],
             "encoder": prints["encoder"] if anchor.kind == "sound" else None}
