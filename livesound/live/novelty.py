@@ -10,12 +10,12 @@ the picture nervous, since one short window of a sound says less about it than a
    the ``REFERENCE_S`` before them (and after the last change) is found; the novelty is the median of those
    nearest distances (mean absolute dB over the bands). A steady sound, even a sweeping chirp or sparse clicks,
    has a near twin for every frame within the last second (novelty ~0-1 dB); a different sound does not (10+
-   dB). Above ``threshold_db`` a change is declared, placed half the recent span back (about where the new
-   sound began), and the detector re-arms once the novelty falls below half the threshold.
+   dB). Above ``threshold_db`` a change is declared, placed at the first recent frame with no near twin in the
+   past (where the new sound began), and the detector re-arms once the novelty falls below half the threshold.
 2. **Re-windowing** (``window``): after a change the encoder sees only the frames since it, repeated to fill
    the usual window length (not zero-padded: a window that is mostly padding reads, to the encoder, as a
    different sound than a full window of the same sound, which would move the picture for no reason). Once
-   the new sound fills the window, it is the usual newest window again.
+   the new sound fills the window, it is the usual newest window again. The stream's start counts as a change.
 3. **A short lag at the change** (``envelope``): the embedding smoother's time constant is divided by
    ``1 + change_smoothing * envelope``; the envelope is 1 at a change and decays with ``RELEASE_S``. Between
    changes the smoothing (and so the picture's calm) is what it was.
@@ -91,7 +91,8 @@ class ChangeDetector:
             nearest = np.abs(recent[:, None, :] - past[None, :, :]).mean(-1).min(-1)
             self.novelty = float(np.median(nearest))
             if self.armed and self.novelty > self.threshold_db:
-                self.start, self.armed, self.envelope = f - self.recent // 2, False, 1.0
+                new_from = int(np.argmax(nearest > self.threshold_db))     # the first recent frame unlike the past
+                self.start, self.armed, self.envelope = f - self.recent + 1 + new_from, False, 1.0
                 self.changes += 1
                 found = True
             elif self.novelty < self.threshold_db / 2:
@@ -101,8 +102,10 @@ class ChangeDetector:
     def window(self, n_frames: int) -> torch.Tensor:
         """The encoder's window, [n_mels, n_frames] in [0, 1]: the newest ``n_frames``, or after a change the frames
         since it, repeated to ``n_frames`` (see the module docstring)."""
-        since = self.stream.frames_total - self.start
-        if not self.enabled or since >= n_frames or self.changes == 0:
+        # An STFT frame spans n_fft samples: the first n_fft / 2 / hop frames after a change still hold some of the
+        # old sound, and tiling would repeat that through the whole window.
+        since = self.stream.frames_total - self.start - self.stream.n_fft // (2 * self.stream.hop)
+        if not self.enabled or since >= n_frames or since <= 0:
             return self.stream.window(n_frames)
         power = self.stream.power(max(1, since))                            # [n_mels, m]
         reps = -(-n_frames // power.shape[-1])
