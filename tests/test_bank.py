@@ -2,6 +2,7 @@
 toward each anchor's own picture while its sound plays (on the demo preset, frame by frame)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import REPO
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from livesound.audio.sources import SynthSource
@@ -141,12 +143,13 @@ def test_bank_files_round_trip_and_hostile_ones_are_refused_with_one_line(bank_f
     with pytest.raises(CheckpointError, match="generator: this bank was built for another generator"):
         check_generator(bank, tiny_generator, bank_file)
 
-    meta = json.loads(__import__("safetensors").safe_open(str(bank_file), "pt").metadata()["livesound_config"])
+    with safe_open(str(bank_file), "pt") as f:
+        meta = json.loads(f.metadata()["livesound_config"])
 
     def hostile(name, tensors, **change):
         path = tmp_path / f"{name}.safetensors"
-        save_file({k: v.contiguous().clone() for k, v in tensors.items()}, str(path), metadata={"livesound_format": "1", "livesound_kind": "bank",
-                                                "livesound_config": json.dumps(meta | change)})
+        header = {"livesound_format": "1", "livesound_kind": "bank", "livesound_config": json.dumps(meta | change)}
+        save_file({k: v.contiguous().clone() for k, v in tensors.items()}, str(path), metadata=header)
         return path
 
     e, o = bank.embeddings.clone(), bank.offsets.clone()
@@ -197,7 +200,7 @@ def test_a_torchrun_of_two_processes_splits_the_anchors_and_rank_0_writes_the_ba
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "livesound", "bank", "build", "--preset", "demo", "--texts", "rain;fire;wind",
                         "--steps", "2", "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=400,
-                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     assert load_bank(out).labels == ["rain", "fire", "wind"]
     assert r.stderr.count("wrote") == 1 and "3 anchors (2 optimised" in r.stderr     # rank 0 did rain and wind
