@@ -84,8 +84,8 @@ def test_a_bank_of_two_sounds_steers_the_picture_to_each_anchor_while_it_plays(b
         own, other = playing[frame.index], "tone" if playing[frame.index] == "hiss" else "hiss"
         rgb = frame.rgb.astype(float)
         d_own, d_other = np.abs(rgb - images[own]).mean(), np.abs(rgb - images[other]).mean()
-        assert d_own < 0.2 * d_other, (frame.index, own, d_own, d_other)
-        assert frame.labels[0][0] == own and frame.labels[0][1] > 0.8, frame.labels  # overlay/OSC: the nearest
+        assert d_own < 0.3 * d_other, (frame.index, own, d_own, d_other)
+        assert frame.labels[0][0] == own and frame.labels[0][1] > 0.65, frame.labels  # overlay/OSC: the nearest
         checked += 1
     assert checked == 126
 

@@ -13,7 +13,7 @@ from livesound.audio.features import StreamLogMel, unit_db
 from livesound.audio.io import load_audio
 from livesound.audio.sources import SynthSource
 from livesound.live.build import LiveOptions
-from livesound.live.novelty import ChangeDetector
+from livesound.live.novelty import SKIP_FRAMES, ChangeDetector
 from livesound.live.steer_choice import choose
 from livesound.models.presets import describe_presets, load_preset, network_states
 from livesound.weights.checkpoint import save_own
@@ -48,7 +48,7 @@ def test_a_switch_of_sound_is_found_at_once_and_the_window_hears_only_the_new_so
     assert detector.envelope > 0.5                                                   # the smoothing hurries
     n = 215
     window = detector.window(n)
-    clean = stream.power(stream.frames_total - found[0] - 2)                        # the tone's frames alone
+    clean = stream.power(stream.frames_total - found[0] - SKIP_FRAMES)              # the tone's frames alone
     tiled = clean.repeat(1, -(-n // clean.shape[-1]))[:, -n:]
     assert torch.allclose(window, unit_db(tiled[None])[0])
     assert not torch.allclose(window, stream.window(n))                             # not the plain newest window

@@ -41,6 +41,7 @@ RECENT_S = 0.2        # the newest frames judged
 REFERENCE_S = 1.0     # the past they are compared with
 MIN_REFERENCE_S = 0.5  # less past than this (the stream's start, just after a change): no judgement
 RELEASE_S = 0.3       # the envelope's decay after a change
+SKIP_FRAMES = 1       # frames after a change left out of the tiled window (they straddle the change)
 
 
 class ChangeDetector:
@@ -102,9 +103,9 @@ class ChangeDetector:
     def window(self, n_frames: int) -> torch.Tensor:
         """The encoder's window, [n_mels, n_frames] in [0, 1]: the newest ``n_frames``, or after a change the frames
         since it, repeated to ``n_frames`` (see the module docstring)."""
-        # An STFT frame spans n_fft samples: the first n_fft / 2 / hop frames after a change still hold some of the
-        # old sound, and tiling would repeat that through the whole window.
-        since = self.stream.frames_total - self.start - self.stream.n_fft // (2 * self.stream.hop)
+        # An STFT frame spans n_fft samples: the first frames after a change still hold some of the old sound,
+        # and tiling would repeat that through the whole window.
+        since = self.stream.frames_total - self.start - SKIP_FRAMES
         if not self.enabled or since >= n_frames or since <= 0:
             return self.stream.window(n_frames)
         power = self.stream.power(max(1, since))                            # [n_mels, m]

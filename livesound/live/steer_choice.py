@@ -28,6 +28,7 @@ from livesound.live.steering import MapperSteer, Steerer
 from livesound.models.presets import Preset, PresetError, mapper_from_preset, models_dir, network_states
 
 STEER_KINDS = ("mapper", "bank", "optimize", "directions")
+BUILD_VERSION = 1  # of how a preset's bank is built (livesound.offline.bank): a change rebuilds cached banks
 
 
 @dataclass
@@ -151,7 +152,7 @@ def preset_bank(ctx: SteerContext, say: Callable[[str], None] | None = None) -> 
     except TypeError as e:
         raise PresetError(f"preset {ctx.preset.name!r}: bank build: {e}") from None
     key = hashlib.sha256(json.dumps({
-        "build": entry["build"], "window_s": ctx.window_s, "truncation": ctx.preset.truncation_psi,
+        "version": BUILD_VERSION, "build": entry["build"], "window_s": ctx.window_s, "truncation": ctx.preset.truncation_psi,
         "noise_mode": ctx.preset.noise_mode, "generator": fingerprint(ctx.G), "encoder": fingerprint(ctx.encoder),
         "clip": fingerprint(ctx.clip)}, sort_keys=True).encode()).hexdigest()[:16]
     path = engines_dir() / f"bank-{ctx.preset.name}-{key}.safetensors"
