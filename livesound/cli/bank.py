@@ -6,7 +6,6 @@ from livesound.cli.common import add_loop_args, add_model_args, model_options, s
 
 BANK_EXAMPLE = ("livesound bank build --preset demo --sounds sounds/ --texts 'thunder;birdsong' --steps 40 "
                 "--out bank.safetensors --images bank_images/\n  "
-                "livesound live --preset demo --bank bank.safetensors --source synth\n  "
                 "python -m torch.distributed.run --standalone --nproc_per_node 4 -m livesound bank build "
                 "--preset ffhq-1024 --sounds vggsound/ --device cuda --out ffhq_bank.safetensors")
 
