@@ -63,8 +63,9 @@ class ChangeDetector:
     def enabled(self) -> bool:
         return self.threshold_db > 0
 
-    def reset(self) -> None:
-        self._seen = self.stream.frames_total
+    def reset(self, seen: int | None = None) -> None:
+        """Forget what was heard; ``seen``: the stream frames already judged (default: all so far)."""
+        self._seen = self.stream.frames_total if seen is None else seen
         self.start = self._seen          # stream frame where the current sound began (the last change)
         self.armed = True
         self.novelty = 0.0
@@ -74,6 +75,8 @@ class ChangeDetector:
     def update(self) -> bool:
         """Judge the frames the stream computed since the previous call; True if a change was found in them."""
         total = self.stream.frames_total
+        if total < self._seen:  # the stream was reset (its frames count from 0 again): so is what was heard of it
+            self.reset(seen=0)
         new = min(total - self._seen, self.stream.capacity - self.recent - self.reference)
         self._seen = total
         if new <= 0 or not self.enabled:
