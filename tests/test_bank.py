@@ -3,6 +3,7 @@ toward each anchor's own picture while its sound plays (on the demo preset, fram
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import REPO
+from pythonosc.osc_message import OscMessage
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -100,13 +102,26 @@ def test_headless_runs_with_a_bank_are_deterministic_and_say_the_steering(bank_f
 
     sf.write(tmp_path / "ab.wav", audio, SR)  # the contract: `live --bank ... --headless --strength 1`
     out = tmp_path / "frames"
-    r = subprocess.run([sys.executable, "-m", "livesound", "live", "--preset", "demo", "--bank", str(bank_file),
-                        "--source", str(tmp_path / "ab.wav"), "--headless", "--frames", "4", "--out", str(out),
-                        "--strength", "1"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)                            # OSC out lands here
+    rx.bind(("127.0.0.1", 0))
+    try:
+        r = subprocess.run([sys.executable, "-m", "livesound", "live", "--preset", "demo", "--bank", str(bank_file),
+                            "--source", str(tmp_path / "ab.wav"), "--headless", "--frames", "4", "--out", str(out),
+                            "--strength", "1", "--osc-out", f"127.0.0.1:{rx.getsockname()[1]}"],
+                           capture_output=True, text=True, cwd=REPO, timeout=300)
+        rx.settimeout(1.0)
+        labels = []
+        while len(labels) < 4:
+            message = OscMessage(rx.recv(65536))
+            if message.address == "/livesound/labels":
+                labels.append(message.params)
+    finally:
+        rx.close()
     assert r.returncode == 0, r.stderr
     assert len(list(out.glob("frame_*.png"))) == 4
     assert "livesound live: steering: bank bank.safetensors (2 anchors" in r.stderr
     assert "untrained (seeded): generator, encoder, clip" in r.stderr
+    assert all({p[0], p[2]} == {"hiss", "tone"} and abs(p[1] + p[3] - 1) < 1e-4 for p in labels), labels
 
 
 def test_bank_build_command_writes_images_resumes_and_adds_only_new_anchors(nets, sounds, tmp_path, capsys):
