@@ -157,6 +157,9 @@ def test_bank_files_round_trip_and_hostile_ones_are_refused_with_one_line(bank_f
     check_generator(bank, nets.G, bank_file)                                          # its own generator: fine
     with pytest.raises(CheckpointError, match="generator: this bank was built for another generator"):
         check_generator(bank, tiny_generator, bank_file)
+    BankSteer(bank).check_generator(nets.G)                                            # a generator swap asks this
+    with pytest.raises(ValueError, match="built for another generator"):
+        BankSteer(bank).check_generator(tiny_generator)
 
     with safe_open(str(bank_file), "pt") as f:
         meta = json.loads(f.metadata()["livesound_config"])

@@ -171,6 +171,7 @@ class BankSteer(Steerer):
         self.register_buffer("embeddings", F.normalize(bank.embeddings.float(), dim=-1))  # [K, D]
         self.register_buffer("offsets", bank.offsets.float())                             # [K, num_ws, w_dim]
         self.labels, self.kinds, self.sources = list(bank.labels), list(bank.kinds), list(bank.sources)
+        self.generator = bank.generator  # the fingerprint of the generator the offsets were optimised on
         self.temperature = float(bank.temperature if temperature is None else temperature)
         self.top_k = min(top_k, bank.size)
         self.name = name
@@ -180,6 +181,13 @@ class BankSteer(Steerer):
         where = f" {self.name}" if self.name else ""
         return (f"bank{where} ({len(self.labels)} anchors, top {self.top_k}, temperature "
                 f"{self.temperature:.3g})")
+
+    def check_generator(self, G) -> None:
+        from livesound.live.backends import fingerprint
+
+        if fingerprint(G) != self.generator:
+            raise ValueError(f"the running bank{' ' + self.name if self.name else ''} was built for another "
+                             "generator: its offsets would mean nothing on this one (build a bank for it)")
 
     def weights(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The anchors blended for unit embeddings ``e`` [B, D]: (indices [B, k], softmax weights [B, k])."""

@@ -43,6 +43,9 @@ class Steerer(nn.Module):
         """One line for the start message and the overlay, e.g. 'mapper (untrained, seeded)'."""
         return f"{self.kind} ({'trained' if self.trained else 'untrained, seeded'})"
 
+    def check_generator(self, G) -> None:
+        """Raise ValueError when this steering cannot drive ``G`` (a swap of the generator asks first)."""
+
     def labels_for(self, e: torch.Tensor) -> list[tuple[str, float]]:
         """What this steering blends for the unit embedding ``e`` [1, D], as (name, weight) pairs for the overlay
         and OSC out (a bank: its nearest anchors); none for a network that names nothing."""
