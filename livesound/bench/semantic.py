@@ -91,27 +91,25 @@ def run_semantic_bench(preset: str = "demo", bank: str | None = None, anchors: S
     pipe.reactivity.gains = ReactivityGains()
     if change_db is not None:
         pipe.s.change_db = pipe.change.threshold_db = float(change_db)
-    b = steer = pipe.steerer
-    chosen = pick_anchors(b, anchors)
-    waves = [anchor_wave(Anchor("sound", b.labels[i], b.sources[i])) for i in chosen]
+    steer = pipe.steerer  # a BankSteer: its anchors' labels, kinds and sources
+    chosen = pick_anchors(steer, anchors)
+    labels = [steer.labels[i] for i in chosen]
+    waves = [anchor_wave(Anchor("sound", steer.labels[i], steer.sources[i])) for i in chosen]
     audio, switch_at = switching_audio(waves, segment_s, switches)
     hop = int(round(SAMPLE_RATE / fps))
-    log(f"livesound bench semantic: {switches} switches between {', '.join(b.labels[i] for i in chosen)}, "
+    log(f"livesound bench semantic: {switches} switches between {', '.join(labels)}, "
         f"{segment_s:g} s each, {fps:g} fps, encoder at {pipe.s.embed_hz:g} Hz ({steer.describe()})")
-    rec = _play(pipe, audio, hop, switch_at)
-    result = _measure(rec, switch_at, hop, segment_s)
+    rec = _play(pipe, audio, hop)
+    result = _measure(rec, switch_at, hop)
     result.update({
         "benchmark": "semantic latency: sound switch to the picture half-way (and 90%) to the new anchor's",
-        "preset": preset, "bank": str(bank) if bank else "the preset's", "anchors": [b.labels[i] for i in chosen],
+        "preset": preset, "bank": str(bank) if bank else "the preset's", "anchors": labels,
         "segment_s": segment_s, "fps": fps, "embed_hz": pipe.s.embed_hz, "steering": steer.describe(),
-        "settings": {k: getattr(pipe.s, k) for k in ("window_s", "smoothing_s", "strength")} | _window_settings(pipe),
+        "settings": {k: getattr(pipe.s, k) for k in ("window_s", "smoothing_s", "strength", "change_db",
+                                                     "change_smoothing")},
         "backends": dict(pipe.backends), "compute_ms": rec["compute"], "device": _device(),
     })
     return result
-
-
-def _window_settings(pipe) -> dict:
-    return {k: getattr(pipe.s, k) for k in ("window_min_s", "change_db") if hasattr(pipe.s, k)}
 
 
 def _device() -> str:
@@ -120,7 +118,7 @@ def _device() -> str:
     return f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}"
 
 
-def _play(pipe, audio: np.ndarray, hop: int, switch_at: Sequence[int]) -> dict:
+def _play(pipe, audio: np.ndarray, hop: int) -> dict:
     """Run the recipe frame by frame; record the picture and the three embeddings at every frame."""
     times = StageTimes()
     clock = StageClock(times)
@@ -174,7 +172,7 @@ def progress_curve(x: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarra
     return ((x.reshape(len(x), -1) - old.ravel()) @ d) / max(float(d @ d), 1e-12)
 
 
-def _measure(rec: dict, switch_at: Sequence[int], hop: int, segment_s: float) -> dict:
+def _measure(rec: dict, switch_at: Sequence[int], hop: int) -> dict:
     t, n = rec["t"], len(rec["t"])
     comp = rec["compute"]
     compute_s = (comp["hear_p50_ms"] + comp["draw_p50_ms"]) / 1e3
