@@ -279,6 +279,7 @@ def render() -> str:
         out += ["## Offline optimisation (`python benchmarks/bench_optimize.py`)", "",
                 f"{opt['step_p50_ms']:.0f} ms per step (p50) on the {opt['model']} preset, {opt['threads']} thread; "
                 f"a 300-step run measured {opt['run_300_measured_s']:.1f} s.", ""]
+    out += meaning_section()
     out += steer_modes_section(_load("steer_modes_demo_cpu.json"))
     out += output_section()
     out += reference_section() + gpu_section()
@@ -369,6 +370,53 @@ def gpu_section() -> list[str]:
         out += ["", "| goal | target | measured | met |", "|---|---|---|---|"]
         out += [f"| {k} | {v['goal']:g} | {_num(v['measured'])} | {v['met']} |" for k, v in d["goals"].items()]
         out += [""]
+    return out
+
+
+def _p(d: dict) -> str:
+    return f"{d['p50']:.0f} / {d['p95']:.0f}" if "p50" in d else "-"
+
+
+def meaning_section() -> list[str]:
+    """Semantic latency before and after change detection (`livesound bench semantic`), and what steering costs
+    (`bench_steering.py`)."""
+    out = []
+    runs = [(label, _load(name)) for label, name in (
+        ("plain 2.5 s window (`--change-db 0`)", "semantic_demo_uniform_cpu.json"),
+        ("change detection + re-windowing (the default)", "semantic_demo_cpu.json"))]
+    runs = [(label, d) for label, d in runs if d]
+    if runs:
+        d = runs[-1][1]
+        out += ["## Semantic latency (`livesound bench semantic --preset demo`; `--change-db 0`: the plain window)",
+                "",
+                f"{d['switches']} switches between the demo bank's `{d['anchors'][0]}` and `{d['anchors'][1]}`, "
+                f"{d['segment_s']:g} s each, {d['fps']:g} frames a second of audio, encoder at {d['embed_hz']:g} Hz; "
+                "time from the switch until the picture is half-way (90 %) from the old anchor's settled picture to "
+                "the new one's, and the half-way time's parts (p50). Calm: mean change of a pixel a frame (0-255) "
+                "once settled.", "",
+                "| window | half-way p50 / p95 ms | 90 % p50 / p95 ms | window fill | encoder | smoothing | steering "
+                "| calm | file |", "|---|---|---|---|---|---|---|---|---|"]
+        for label, r in runs:
+            parts = " | ".join(f"{r['parts_ms'][k]['p50']:.0f}" for k in ("window_fill", "encoder", "smoothing",
+                                                                            "steering"))
+            name = "semantic_demo_cpu.json" if r is d else "semantic_demo_uniform_cpu.json"
+            out.append(f"| {label} | {_p(r['half_way_ms'])} | {_p(r['ninety_ms'])} | {parts} | "
+                       f"{r['steady_change_per_frame']:.2f} | {name} |")
+        out += ["", "![semantic](results/semantic_demo_cpu.png)", ""]
+    st = _load("steering_demo_cpu.json")
+    if st:
+        fr, bb = st["frame_rate"], st["bank_build"]
+        out += [f"## Steering on the demo (`{st['command']}`)", "",
+                "| steering | fps (median) | map stage p50 ms |", "|---|---|---|",
+                *[f"| {k} | {fr[k]['fps_median']:.1f} | {fr[k]['map_p50_ms_median']:.3f} |"
+                  for k in ("mapper", "bank")],
+                "", f"Bank / mapper frame rate: {fr['bank_vs_mapper_fps']:.3f}. Mean change of a pixel a frame "
+                "(0-255, 30 fps, busy signal): "
+                + "; ".join(f"{k} {v:.2f}" for k, v in st["change_per_frame"].items())
+                + f". The demo's bank ({bb['anchors']} anchors, {bb['steps']} steps, batch {bb['batch']}, "
+                f"{bb['threads']} threads) built in {bb['wall_s']:.1f} s ({bb['wall_s_per_anchor']:.2f} s and "
+                f"{bb['cpu_s_per_anchor']:.2f} CPU s per anchor).", "",
+                "![steering](results/steering_demo_cpu.png)", ""]
     return out
 
 

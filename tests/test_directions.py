@@ -349,7 +349,7 @@ def test_a_wrong_directions_file_is_one_line_from_the_cli(tmp_path):
 
 def test_directions_need_a_file(demo):
     from livesound.live.directions_steer import directions_steerer
-    from livesound.live.steering import SteerContext
+    from livesound.live.steer_choice import SteerContext
 
     class Opts:
         directions, beta = None, None

@@ -28,6 +28,7 @@ OPTION_PAGES = {
     "interpolate": ["offline.md"], "project": ["offline.md"], "embed": ["audio.md"], "convert": ["checkpoints.md"],
     "presets": ["checkpoints.md"], "export": ["export.md"], "bench": ["performance.md"], "directions": ["meaning.md"],
     "train-encoder": ["training.md"], "train-mapper": ["training.md"], "eval": ["training.md"],
+    "bank": ["meaning.md"],
 }
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")

@@ -454,8 +454,12 @@ def overlay_info(engine, frame, stats: dict, recorder: Recorder | None) -> Overl
         lines.append(f"{name:<11}{ms:6.2f} ms{tail}")
     if engine.text:
         lines.append(f"text     {engine.text}")
+    steering = getattr(getattr(engine, "pipeline", None), "steering", None)  # a SteeringChoice (live.steer_choice)
+    if steering is not None:
+        lines += steering.overlay_lines
     if frame.labels:
-        lines.append("sounds   " + ", ".join(f"{label} {score:.2f}" for label, score in frame.labels))
+        head = "anchors  " if steering is not None and steering.kind == "bank" else "sounds   "
+        lines.append(head + ", ".join(f"{label} {score:.2f}" for label, score in frame.labels))
     lines += fault_lines(engine)
     if recorder is not None:
         lines.append(f"rec      {recorder.path.name}  {recorder.frames_written} written"

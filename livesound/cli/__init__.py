@@ -3,7 +3,7 @@ function (its ``run_*`` in the command group's module); ``main`` is the one plac
 exit codes.
 
 Command groups: ``offline`` (generate, embed, convert, presets, optimize, interpolate, eval latent-agreement),
-``live``, ``directions`` (build), ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other
+``bank`` (bank build), ``live``, ``directions`` (build), ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other
 evaluations).
 """
 
@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from livesound import __version__
-from livesound.cli import bench, directions, export, live, offline, train
+from livesound.cli import bank, bench, directions, export, live, offline, train
 from livesound.cli.common import Formatter, sub
 
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parsers(subs)
     bench.add_parsers(subs)
     offline.add_parsers(subs)
+    bank.add_parsers(subs)
     train.add_parsers(subs, sub)
     for name, run in train.COMMANDS.items():
         subs.choices[name].set_defaults(run=run)

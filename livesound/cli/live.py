@@ -6,6 +6,7 @@ from livesound.cli.common import split_list, sub
 
 LIVE_EXAMPLE = ("livesound live --preset demo --source synth\n  "
                 "livesound live --input USB --device cuda --backend synthesize=torch-fp16\n  "
+                "livesound live --preset ffhq-1024 --bank bank.safetensors --source mic\n  "
                 "livesound live --source sound.wav --headless --frames 24 --out out/frames\n  "
                 "livesound live --source synth --osc-in 127.0.0.1:9000 --osc-out 127.0.0.1:9001 --ndi\n  "
                 "livesound live --latent out/project/latent.npy --size 1920x1080 --upscaler realesr-general-x4v3.pth")
@@ -67,9 +68,15 @@ def add_parsers(subs) -> None:
     rig.add_argument("--record-max-mb", type=float, default=2048.0, metavar="MB",
                      help="a recording started by OSC/MIDI stops at this size (default %(default)g)")
     st = lv.add_argument_group("steering (docs/meaning.md)")
-    st.add_argument("--steer", choices=["mapper", "optimize", "directions"], default=None,
-                    help="how the sound moves the picture: the mapper, live optimisation of the paper's loss, or "
-                         "StyleCLIP's global directions (default: the mapper)")
+    st.add_argument("--steer", choices=["mapper", "bank", "optimize", "directions"],
+                    help="how the sound's meaning moves the picture: the mapper, a direction bank, live optimisation "
+                         "of the paper's loss, or StyleCLIP's global directions (default: mapper when the preset's "
+                         "is trained, else bank when one is given, else mapper with a warning)")
+    st.add_argument("--bank", metavar="FILE", help="direction bank from `livesound bank build` (steers by default "
+                                                   "when the mapper is untrained)")
+    st.add_argument("--bank-temperature", type=float, metavar="T",
+                    help="softmax temperature over cos(e, anchor) (default: the bank's calibrated one)")
+    st.add_argument("--bank-top-k", type=int, metavar="K", help="anchors blended per frame (default 3)")
     st.add_argument("--directions", metavar="FILE", help="--steer directions: StyleCLIP's fs3.npy (S_mean_std "
                                                          "beside it) or a file of `livesound directions build`")
     st.add_argument("--beta", type=float, help="--steer directions: disentanglement threshold (default 0.15)")
@@ -97,7 +104,8 @@ def run_live(args) -> int:
                          backend=args.backend, pin_threads=args.pin_threads,
                          max_audio_seconds=args.max_audio_seconds, steer=args.steer, directions=args.directions,
                          beta=args.beta, learn=args.learn, size=args.size, fit=args.fit, upscaler=args.upscaler,
-                         latent=args.latent),
+                         latent=args.latent, bank=args.bank, bank_temperature=args.bank_temperature,
+                         bank_top_k=args.bank_top_k),
         rig=RigOptions(osc_in=args.osc_in, osc_out=args.osc_out, midi=args.midi, ndi=args.ndi, v4l2=args.v4l2,
                        preset_file=args.preset_file, osc_listen_any=args.osc_listen_any,
                        osc_allow_from=args.osc_allow_from, osc_allow_path=args.osc_allow_path,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from livesound.audio.io import AudioError
 from livesound.audio.mic import Microphone
@@ -14,7 +13,9 @@ from livesound.live.backends import parse_backend_choice
 from livesound.live.device import is_device_name, resolve_device
 from livesound.live.output import FITS, FrameResize, frame_upscaler, parse_size
 from livesound.live.pipeline import LiveSettings, Pipeline
-from livesound.live.steering import MapperSteer, SteerContext, Steerer, make_steerer
+from livesound.live.reactivity import ReactivityGains
+from livesound.live.steer_choice import SteerContext, build_steerer, choose
+from livesound.live.steering import MapperSteer, Steerer
 from livesound.models.fast_paths import apply_fast_paths
 from livesound.models.presets import (
     Preset,
@@ -23,8 +24,6 @@ from livesound.models.presets import (
     encoder_from_preset,
     generator_from_preset,
     load_preset,
-    mapper_from_preset,
-    mapper_is_trained,
 )
 from livesound.offline.generate import load_latents
 from livesound.weights import fields
@@ -51,7 +50,10 @@ class LiveOptions:
     backend_threads: int = 1         # ONNX Runtime intra-op threads (one per worker thread in the live engine)
     pin_threads: str = "auto"        # off | auto | "RENDER,LISTEN": a core per live worker (livesound.live.affinity)
     max_audio_seconds: float | None = None  # a file source longer than this is refused (None: audio.io's default)
-    steer: str | None = None         # a kind of livesound.live.steering.STEERERS; None: the mapper
+    steer: str | None = None         # mapper|bank|optimize|directions; None: the rule (livesound.live.steer_choice)
+    bank: str | None = None          # a direction bank file (`livesound bank build`)
+    bank_temperature: float | None = None  # None: the bank's calibrated temperature
+    bank_top_k: int | None = None    # None: livesound.live.bank.DEFAULT_TOP_K
     directions: str | None = None    # --steer directions: fs3.npy (StyleCLIP) or `livesound directions build`'s file
     beta: float | None = None        # --steer directions: disentanglement threshold (None: the steerer's default)
     learn: str | None = None         # --steer optimize: a bank file that converged offsets are added to
@@ -83,12 +85,6 @@ class LiveOptions:
             raise ValueError("--directions and --beta work with --steer directions")
 
 
-def steerer_from_preset(preset: Preset, G, clip_dim: int, mapper_path: str | Path | None = None) -> Steerer:
-    """The steering the preset and options ask for (today: the conditional mapper)."""
-    mapper = mapper_from_preset(preset, G, clip_dim, mapper_path)
-    return steerer_for_mapper(mapper, trained=mapper_is_trained(preset, mapper_path))
-
-
 def steerer_for_mapper(mapper, trained: bool) -> Steerer:
     return MapperSteer(mapper.eval(), trained=trained)
 
@@ -97,6 +93,7 @@ def live_settings(preset: Preset, opts: "LiveOptions") -> LiveSettings:
     """``LiveSettings`` from its defaults, the preset's ``live`` section, then the command line."""
     live = dict(preset.extra.get("live", {}))
     live.pop("backend", None)  # the stages' backends, not a setting of the frame
+    live.pop("reactivity", None)  # the reactivity's gains (``preset_gains``)
     try:
         settings = fields.from_dict(LiveSettings, live, LIVE_BOUNDS, "live settings")
     except fields.FieldError as e:
@@ -118,28 +115,49 @@ LIVE_BOUNDS = {
     "noise_mode": fields.Bounds(choices=("const", "random", "none")),
     "seed": fields.Bounds(0, 2**31 - 1), "onset_boost": fields.Bounds(0, 100), "release_s": fields.Bounds(0, 60),
     "labels": fields.Bounds(items=(0, 1000)), "embed_hz": fields.Bounds(0, 1000, above=True),
+    "change_db": fields.Bounds(0, 100), "change_smoothing": fields.Bounds(0, 100),
 }
 
 
-def build_pipeline(opts: LiveOptions) -> Pipeline:
+def preset_gains(preset: Preset) -> ReactivityGains:
+    """The preset's ``live.reactivity`` gains (pulse, kick, walk); all off when it names none."""
+    try:
+        return ReactivityGains.from_dict(preset.extra.get("live", {}).get("reactivity", {}))
+    except (ValueError, TypeError) as e:
+        raise PresetError(f"preset {preset.name!r}: live.reactivity: {e}") from None
+
+
+def build_pipeline(opts: LiveOptions, say=None) -> Pipeline:
+    """The preset's networks and settings as a ``Pipeline``; ``say`` (default: stderr) hears the start line
+    (the steering and the untrained networks) and any warning about the steering."""
+    say = say or (lambda text: print(f"livesound live: {text}", file=sys.stderr))
     device = resolve_device(opts.device)  # a missing GPU is told before any network is built
     preset = load_preset(opts.preset)
     settings = live_settings(preset, opts)
-    G = apply_fast_paths(generator_from_preset(preset, opts.generator))  # the measured CPU winners, parity-tested
+    G = generator_from_preset(preset, opts.generator)
     encoder = encoder_from_preset(preset, opts.encoder).eval()
     clip = clip_from_preset(preset, opts.clip)
-    steerer = make_steerer(opts.steer or "mapper", SteerContext(preset, opts, G, encoder, clip, settings.window_s))
+    choice = choose(preset, opts)
+    steerer = build_steerer(choice, SteerContext(preset, opts, G, encoder, clip, settings.window_s))
+    apply_fast_paths(G)  # the measured CPU winners, parity-tested (after a bank's optimisation: it needs autograd)
     backend = opts.backend if opts.backend is not None else preset.extra.get("live", {}).get("backend")
     backends = parse_backend_choice(backend)
     if steerer.network is None:  # nothing to export: the map stage runs the steerer in torch
         backends["map"] = "torch"
     upscaler = frame_upscaler(opts.upscaler, G.resolution) if opts.upscaler else None
     resizer = FrameResize(*parse_size(opts.size), opts.fit) if opts.size else None
-    pipeline = Pipeline(G, encoder, steerer, clip, settings, backends=backends, backend_threads=opts.backend_threads,
-                        device=device, upscaler=upscaler, resizer=resizer)
+    pipe = Pipeline(G, encoder, steerer, clip, settings, backends=backends, backend_threads=opts.backend_threads,
+                    device=device, upscaler=upscaler, resizer=resizer)
     if opts.latent:
-        pipeline.set_source(load_latents(opts.latent, G.num_ws, G.w_dim)[:1].to(pipeline.device), opts.seed)
-    return pipeline
+        pipe.set_source(load_latents(opts.latent, G.num_ws, G.w_dim)[:1].to(pipe.device), opts.seed)
+    pipe.reactivity.gains = preset_gains(preset)
+    pipe.steering = choice
+    say(choice.line)
+    for note in choice.notes:
+        say(f"note: {note}")
+    if choice.warning:
+        say(f"warning: {choice.warning}")
+    return pipe
 
 
 def open_source(opts: LiveOptions):

@@ -122,7 +122,7 @@ class DirectionsSteer(Steerer):
 
 
 def directions_steerer(ctx) -> DirectionsSteer:
-    """``--steer directions`` for a ``livesound.live.steering.SteerContext``: ``--directions FILE`` (required)
+    """``--steer directions`` for a ``livesound.live.steer_choice.SteerContext``: ``--directions FILE`` (required)
     and ``--beta`` from its options."""
     opts, G = ctx.opts, ctx.G
     if not getattr(opts, "directions", None):

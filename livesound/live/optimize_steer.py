@@ -214,7 +214,7 @@ class OptimizeSteer(Steerer):
 
 
 def optimize_steerer(ctx) -> OptimizeSteer:
-    """``--steer optimize`` for a ``livesound.live.steering.SteerContext``; ``--learn FILE`` grows that bank."""
+    """``--steer optimize`` for a ``livesound.live.steer_choice.SteerContext``; ``--learn FILE`` grows that bank."""
     if ctx.clip is None:
         raise ValueError("--steer optimize needs a CLIP model (the preset's, or --clip WEIGHTS)")
     G, opts = ctx.G, ctx.opts

@@ -38,6 +38,7 @@ from livesound.live.backends import TorchBackend, make_backend
 from livesound.live.glide import GLIDE_S, SourceGlide
 from livesound.live.host import HostFrames
 from livesound.live.hpss import StreamingHPSS
+from livesound.live.novelty import ChangeDetector
 from livesound.live.reactivity import Reactivity
 from livesound.live.smoothing import EmbeddingSmoother, OnsetEnvelope
 from livesound.live.steering import Steerer
@@ -60,6 +61,8 @@ class LiveSettings:
     labels: list[str] = field(default_factory=list)  # label names for the overlay (needs real CLIP weights)
     embed_hz: float = 20.0           # listener's encodes per second: the smoother (tau ~0.25 s) needs no more,
                                      # and the renderer keeps the CPU; onsets still reach every frame
+    change_db: float = 8.0           # a change of sound re-windows the encoder (livesound.live.novelty); 0: off
+    change_smoothing: float = 3.0    # at a change the smoothing time constant is divided by 1 + this
 
     @classmethod
     def names(cls) -> set[str]:
@@ -114,12 +117,14 @@ class Pipeline:
         self.smoother = EmbeddingSmoother(time_constant_s=self.s.smoothing_s)
         self.envelope = OnsetEnvelope(sample_rate, release_s=self.s.release_s, max_boost=self.s.onset_boost)
         self.hpss = StreamingHPSS(self.stream, sample_rate=sample_rate)
+        self.change = ChangeDetector(self.stream, self.s.change_db, sample_rate)
         self.reactivity = Reactivity(G, self.s.truncation_psi)
         self.label_embs = None
         if clip is not None and self.s.labels:
             self.label_embs = clip.encode_text(self.s.labels).float().to(self.device)
         self.text_e: torch.Tensor | None = None
         self.text_groups: tuple[str, ...] = ("coarse",)  # layer groups the text steers (the rest follow sound)
+        self.steering = None  # livesound.live.steer_choice.SteeringChoice: what steers and why (start line, overlay)
         self.times = StageTimes()
         self.upscaler, self.resizer = upscaler, resizer   # the output stages (livesound.live.output); None: none
         self.torch_runners = {"encode": TorchBackend(encoder, self.device), "map": TorchBackend(steerer, self.device),
@@ -218,7 +223,8 @@ class Pipeline:
         """Push new samples; the newest window as the encoder input [1, 1, 128, 512]."""
         self.stream.push(new_samples)
         self.hpss.update()                                                  # pulse/motion from the new frames
-        spec = self.stream.window(self.window_frames)                       # [128, n]
+        self.change.update()                                                # a new sound: the window restarts
+        spec = self.change.window(self.window_frames)                       # [128, n]
         spec = to_encoder_input(F.pad(spec, (0, PAPER_FRAMES - spec.shape[-1]))[None])
         return spec if self.device.type == "cpu" else spec.pin_memory().to(self.device, non_blocking=True)
 
@@ -226,7 +232,7 @@ class Pipeline:
         return F.normalize(self.runners["encode"](spec).float(), dim=-1)    # [1, 512] unit
 
     def smooth(self, e: torch.Tensor, dt: float, onset: float) -> torch.Tensor:
-        return self.smoother.update(e, dt, onset)
+        return self.smoother.update(e, dt, max(onset, self.s.change_smoothing * self.change.envelope))
 
     def map(self, e: torch.Tensor, strength: float) -> torch.Tensor:
         k = torch.full((1,), float(strength), device=self.device)
@@ -300,8 +306,11 @@ class Pipeline:
                      pulse=self.hpss.pulse, motion=self.hpss.motion, bands=self.hpss.bands)
 
     def labels_for(self, e: torch.Tensor, k: int = 3) -> list[tuple[str, float]]:
-        if self.label_embs is None:
-            return []
+        """The steering's own names for ``e`` (a bank's nearest anchors and their weights) when it has any, else
+        the ``labels`` setting's top ``k`` by CLIP cosine."""
+        named = self.steerer.labels_for(e)
+        if named or self.label_embs is None:
+            return named
         sims = (e @ self.label_embs.T)[0]
         top = torch.topk(sims, min(k, sims.numel()))
         return [(self.s.labels[i], float(v)) for v, i in zip(top.values, top.indices)]

@@ -17,25 +17,18 @@ styles on the same thread right after. ``fixed_step`` is set by the fixed-step l
 with background work (live optimisation) then does it inline, so the same file gives the same frames.
 ``close()`` ends a steerer's workers and saves what it learned, once, at the end of a show.
 
-Implementations, chosen by name through ``make_steerer`` (``--steer``): ``MapperSteer`` (a conditional latent
-mapper, `livesound.models.mapper`), ``OptimizeSteer`` (the paper's loss on a worker,
-`livesound.live.optimize_steer`) and ``DirectionsSteer`` (StyleCLIP's global directions,
-`livesound.live.directions_steer`).
+Implementations, chosen by name (``--steer``, `livesound.live.steer_choice`): ``MapperSteer`` (a conditional
+latent mapper, `livesound.models.mapper`), ``BankSteer`` (anchors optimised offline, blended by similarity,
+`livesound.live.bank`), ``OptimizeSteer`` (the paper's loss on a worker, `livesound.live.optimize_steer`) and
+``DirectionsSteer`` (StyleCLIP's global directions, `livesound.live.directions_steer`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
 from livesound.models.mapper import GROUPS, Mapper
-
-if TYPE_CHECKING:
-    from livesound.live.build import LiveOptions
-    from livesound.models.presets import Preset
 
 
 class Steerer(nn.Module):
@@ -64,6 +57,14 @@ class Steerer(nn.Module):
         """One line for the start message and the overlay, e.g. 'mapper (untrained, seeded)'."""
         return f"{self.kind} ({'trained' if self.trained else 'untrained, seeded'})"
 
+    def check_generator(self, G) -> None:
+        """Raise ValueError when this steering cannot drive ``G`` (a swap of the generator asks first)."""
+
+    def labels_for(self, e: torch.Tensor) -> list[tuple[str, float]]:
+        """What this steering blends for the unit embedding ``e`` [1, D], as (name, weight) pairs for the overlay
+        and OSC out (a bank: its nearest anchors); none for a network that names nothing."""
+        return []
+
 
 class MapperSteer(Steerer):
     """w+ + strength x M(w+, e): the conditional mapper's edit (StyleCLIP's shape, conditioned on e)."""
@@ -86,48 +87,3 @@ class MapperSteer(Steerer):
             if unknown:
                 raise ValueError(f"embeddings for unknown layer groups {sorted(unknown)}; groups are {GROUPS}")
         return self.mapper.edit(ws, e, strength)  # [B, num_ws, w_dim]
-
-
-# ------------------------------------------------------------------------------------------- the registry
-
-@dataclass
-class SteerContext:
-    """What a steerer's builder may use: the preset, the live options, and the networks already built."""
-
-    preset: "Preset"
-    opts: "LiveOptions"
-    G: nn.Module
-    encoder: nn.Module
-    clip: nn.Module | None            # the preset's CLIP (livesound.models.clip.ClipModel)
-    window_s: float                   # the live window
-
-
-def mapper_steerer(ctx: SteerContext) -> Steerer:
-    from livesound.models.presets import mapper_from_preset, mapper_is_trained
-
-    mapper = mapper_from_preset(ctx.preset, ctx.G, ctx.encoder.embed_dim, ctx.opts.mapper)
-    return MapperSteer(mapper.eval(), trained=mapper_is_trained(ctx.preset, ctx.opts.mapper))
-
-
-def _optimize(ctx: SteerContext) -> Steerer:
-    from livesound.live.optimize_steer import optimize_steerer
-
-    return optimize_steerer(ctx)
-
-
-def _directions(ctx: SteerContext) -> Steerer:
-    from livesound.live.directions_steer import directions_steerer
-
-    return directions_steerer(ctx)
-
-
-# kind -> builder(ctx); a builder imports its module when called, so a choice costs only what it needs.
-STEERERS: dict[str, Callable[[SteerContext], Steerer]] = {
-    "mapper": mapper_steerer, "optimize": _optimize, "directions": _directions}
-
-
-def make_steerer(kind: str, ctx: SteerContext) -> Steerer:
-    """The steerer ``kind`` (``--steer``) for the networks and options in ``ctx``."""
-    if kind not in STEERERS:
-        raise ValueError(f"unknown steering {kind!r}; choose from {', '.join(STEERERS)}")
-    return STEERERS[kind](ctx)

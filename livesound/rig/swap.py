@@ -117,6 +117,7 @@ class CheckpointSwap:
                 if (G.num_ws, G.w_dim) != (steer.num_ws, steer.w_dim):
                     raise ValueError(f"the generator has w+ [{G.num_ws}, {G.w_dim}]; the running {steer.kind} "
                                      f"takes [{steer.num_ws}, {steer.w_dim}]")
+                steer.check_generator(G)
                 # One frame here, on the side: a fresh module's first forward pays allocations and lazy setup
                 # that would otherwise land on the renderer as a long frame.
                 G.synthesis(G.mapping(G.z_from_seeds([0]), truncation_psi=pipe.s.truncation_psi),

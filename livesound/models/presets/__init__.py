@@ -61,11 +61,14 @@ def list_presets() -> list[Preset]:
 
 
 def describe_presets(as_json: bool = False) -> str:
-    """``livesound presets``: each preset with where its generator is (embedded, found or needed), or JSON."""
+    """``livesound presets``: each preset with where its generator is (embedded, found or needed), whether each
+    network is trained (a file) or untrained (seeded), and how it steers by default; or all of it as JSON."""
     presets = list_presets()
     if as_json:
-        return json.dumps([{"name": p.name, "description": p.description, "generator": p.generator}
-                           for p in presets], indent=2)
+        return json.dumps([{"name": p.name, "description": p.description, "generator": p.generator,
+                            "networks": {k: {"trained": s.trained, "from": s.source}
+                                         for k, s in network_states(p).items()},
+                            "steering": default_steering(p)} for p in presets], indent=2)
     lines = []
     for p in presets:
         if p.embedded:
@@ -73,8 +76,49 @@ def describe_presets(as_json: bool = False) -> str:
         else:
             ckpt = models_dir() / p.generator["checkpoint"]
             where = f"{'found' if ckpt.is_file() else 'needs'} {ckpt}"
-        lines.append(f"{p.name:16s} {where}\n{'':16s} {p.description}")
+        nets = ", ".join(f"{k} {'trained' if s.trained else 'UNTRAINED'} ({s.source})"
+                         for k, s in network_states(p).items())
+        lines.append(f"{p.name:16s} {where}\n{'':16s} {p.description}\n{'':16s} networks: {nets}\n"
+                     f"{'':16s} steering: {default_steering(p)}")
     return "\n".join(lines)
+
+
+@dataclass
+class NetworkState:
+    trained: bool                     # False: built from a seed (random weights)
+    source: str                       # "file NAME", "seed S", "--generator PATH", ...
+
+
+def network_states(preset: Preset, generator: str | None = None, encoder: str | None = None,
+                   clip: str | None = None, mapper: str | None = None) -> dict[str, NetworkState]:
+    """For each network (generator, encoder, clip, mapper): trained (from a file) or untrained (seeded), given the
+    command line's overrides (a path always means a file)."""
+    def state(entry: dict, override: str | None, flag: str, default: dict) -> NetworkState:
+        if override is not None:
+            return NetworkState(True, f"{flag} {Path(override).name}")
+        entry = entry if entry is not None else default
+        if "checkpoint" in entry:
+            return NetworkState(True, f"file {entry['checkpoint']}")
+        if "seed" in entry:
+            return NetworkState(False, f"seed {entry['seed']}")
+        return NetworkState(True, f"{entry.get('model', PAPER_CLIP['model'])} {entry.get('weights', '')}".strip())
+
+    x = preset.extra
+    return {"generator": state(preset.generator, generator, "--generator", {}),
+            "encoder": state(x.get("encoder"), encoder, "--encoder", PAPER_ENCODER),
+            "clip": state(x.get("clip"), clip, "--clip", PAPER_CLIP),
+            "mapper": state(x.get("mapper"), mapper, "--mapper", {"seed": 0})}
+
+
+def default_steering(preset: Preset) -> str:
+    """How ``livesound live`` steers with this preset and no options (livesound.live.steer_choice's rule)."""
+    if network_states(preset)["mapper"].trained:
+        return "mapper (trained)"
+    if "bank" in preset.extra:
+        how = "built on first use" if "build" in preset.extra["bank"] else f"file {preset.extra['bank'].get('file')}"
+        return f"bank ({how})"
+    return ("mapper (UNTRAINED: moves with the sound, not by its meaning; give a bank: "
+            f"livesound bank build --preset {preset.name} ..., then live --bank FILE)")
 
 
 def load_preset(name_or_path: str) -> Preset:
@@ -255,4 +299,4 @@ def mapper_from_preset(preset: Preset, G, clip_dim: int, path: str | Path | None
 
 def mapper_is_trained(preset: Preset, path: str | Path | None = None) -> bool:
     """Whether the mapper ``mapper_from_preset`` gives comes from a file (trained) or a seed (untrained)."""
-    return path is not None or "checkpoint" in preset.extra.get("mapper", {"seed": 0})
+    return network_states(preset, mapper=str(path) if path is not None else None)["mapper"].trained
