@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from livesound.audio.io import AudioError
 from livesound.audio.mic import Microphone
