@@ -66,7 +66,8 @@ def test_cpu_backends_keep_psnr_above_40_db(G, backend):
 
 @needs_openvino
 def test_openvino_runs_every_stage_and_batches(G):
-    pipe = build_pipeline(LiveOptions(preset="demo", backend="openvino", device="cpu", pin_threads="off"))
+    pipe = build_pipeline(LiveOptions(preset="demo", backend="openvino", device="cpu", pin_threads="off",
+                                      steer="mapper"))  # the mapper: a bank's map stage stays in torch
     assert pipe.backends == {"encode": "openvino", "map": "openvino", "synthesize": "openvino"}
     for stage in ("encode", "map"):  # every stage's own tolerance, on its seeded example
         assert parity.compare_with_torch(stage, pipe.runners[stage], pipe.network(stage), CPU)["ok"], stage
@@ -187,9 +188,9 @@ def test_auto_falls_back_to_torch_when_nothing_else_is_within_tolerance(G, monke
 @needs_openvino
 def test_mixed_backends_per_stage_make_the_same_frames():
     audio = (0.2 * np.sin(2 * np.pi * 330 * np.arange(44100) / 44100)).astype(np.float32)
-    base = build_pipeline(LiveOptions(preset="demo", backend="torch", device="cpu", pin_threads="off"))
+    base = build_pipeline(LiveOptions(preset="demo", backend="torch", device="cpu", pin_threads="off", steer="mapper"))
     mixed = build_pipeline(LiveOptions(preset="demo", backend="encode=openvino,map=onnxruntime,synthesize=torch",
-                                       device="cpu", pin_threads="off"))
+                                       device="cpu", pin_threads="off", steer="mapper"))
     assert mixed.backends == {"encode": "openvino", "map": "onnxruntime", "synthesize": "torch"}
     want = [f.rgb for f in run_fixed_step(base, audio, 4, 1470)]
     got = [f.rgb for f in run_fixed_step(mixed, audio, 4, 1470)]
@@ -199,7 +200,7 @@ def test_mixed_backends_per_stage_make_the_same_frames():
 
 
 def test_one_host_copy_a_frame_and_frames_do_not_share_memory():
-    pipe = build_pipeline(LiveOptions(preset="demo", backend="torch", device="cpu", pin_threads="off"))
+    pipe = build_pipeline(LiveOptions(preset="demo", backend="torch", device="cpu", pin_threads="off", steer="mapper"))
     audio = (0.2 * np.random.default_rng(0).standard_normal(44100)).astype(np.float32)
     before = pipe.host.copies
     frames = list(run_fixed_step(pipe, audio, 5, 1470))

@@ -83,6 +83,7 @@ def test_contract_seed_in_and_level_out_of_a_headless_run(tmp_path, stages):
     rx, port, frames = receiver(), free_port(), 16
     cmd = [sys.executable, "-m", "livesound", "live", "--preset", "demo", "--source", str(wav), "--headless",
            "--frames", str(frames), "--out", str(tmp_path / "out"), "--steer", "mapper",
+           "--backend", "onnxruntime",  # as the reference stages run (the demo's auto may choose bf16)
            "--osc-in", f"127.0.0.1:{port}", "--osc-out", f"127.0.0.1:{rx.getsockname()[1]}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     client, got, sent = SimpleUDPClient("127.0.0.1", port), [], False

@@ -144,6 +144,9 @@ def build_pipeline(opts: LiveOptions, say=None) -> Pipeline:
     backend = opts.backend if opts.backend is not None else preset.extra.get("live", {}).get("backend")
     backends = parse_backend_choice(backend)
     if steerer.network is None:  # nothing to export: the map stage runs the steerer in torch
+        if backends["map"] not in ("torch", "auto"):
+            choice.notes.append(f"the map stage runs in torch, not {backends['map']} "
+                                f"(the {choice.kind} steerer is not one exportable network)")
         backends["map"] = "torch"
     upscaler = frame_upscaler(opts.upscaler, G.resolution) if opts.upscaler else None
     resizer = FrameResize(*parse_size(opts.size), opts.fit) if opts.size else None
