@@ -8,6 +8,8 @@ replacing the capability probe, and its bf16 backends must then be *unavailable*
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -208,3 +210,33 @@ def test_one_host_copy_a_frame_and_frames_do_not_share_memory():
     for a, b in zip(frames, frames[1:]):
         assert not np.shares_memory(a.rgb, b.rgb)  # a frame the window still paints is never overwritten
     assert all(f.rgb.flags.c_contiguous and f.rgb.shape == (128, 128, 3) for f in frames)
+
+
+# ---------------------------------------------------------------------------------------------- signals
+
+RELEASED_THEN_CTRL_C = """
+import gc, os, signal, sys, time
+import torch
+from livesound.live.backends.ov_stage import OpenVinoBackend
+
+path = sys.argv[1]
+torch.onnx.export(torch.nn.Linear(8, 4), (torch.zeros(1, 8),), path, dynamo=False)
+heard = []
+signal.signal(signal.SIGINT, lambda signum, frame: heard.append(signum))
+first, second = OpenVinoBackend(path), OpenVinoBackend(path)   # two compiled models, as a swap holds
+first(torch.ones(1, 8)), second(torch.ones(1, 8))
+del first, second
+gc.collect()
+os.kill(os.getpid(), signal.SIGINT)                            # Ctrl+C, handled on the thread's signal stack
+time.sleep(0.1)
+print("heard", heard)
+"""
+
+
+@needs_openvino
+def test_ctrl_c_after_released_openvino_models_is_heard_not_a_crash(tmp_path):
+    """OpenVINO's CPU plugin leaves the compiling thread's signal stack pointing at memory it freed: the next
+    signal CPython handled there crashed the process (SIGSEGV) until each compile put the thread's stack back."""
+    r = subprocess.run([sys.executable, "-X", "faulthandler", "-W", "ignore", "-c", RELEASED_THEN_CTRL_C,
+                        str(tmp_path / "linear.onnx")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "heard [2]" in r.stdout, (r.returncode, r.stderr[-2000:])

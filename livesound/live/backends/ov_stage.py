@@ -8,16 +8,47 @@ The graph is compiled once per input shape (a static shape compiles to faster ke
 axis), and compiled models are cached on disk in ``engines_dir()/openvino`` by OpenVINO's own ``CACHE_DIR``,
 keyed by the graph and the settings: a later start loads them instead of compiling. OpenVINO's threads are not
 pinned by it (``ENABLE_CPU_PINNING`` off): the live engine pins its own workers (`livesound.live.affinity`).
+
+OpenVINO's CPU plugin gives the thread that compiles a model an alternate signal stack of its own and frees it
+with the plugin, leaving the thread's signal stack pointing at freed memory; CPython runs its signal handlers on
+that stack (``SA_ONSTACK``), so the next Ctrl+C after two compiled models were released crashed the process
+with SIGSEGV. Each compile therefore puts the thread's own signal stack back (`_thread_signal_stack_kept`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+_SS_DISABLE = 2  # <signal.h> on Linux
+
+
+class _StackT(ctypes.Structure):  # <signal.h>'s stack_t
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextmanager
+def _thread_signal_stack_kept():
+    """Run the block, then give the calling thread back the alternate signal stack it had before (Linux)."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = _StackT()
+    if libc.sigaltstack(None, ctypes.byref(before)) != 0:
+        yield
+        return
+    before.ss_flags &= _SS_DISABLE  # SS_ONSTACK is reported, never set
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(before), None)
 
 
 class OpenVinoBackend:
@@ -46,7 +77,8 @@ class OpenVinoBackend:
         if shapes not in self._requests:
             model = self.model.clone()
             model.reshape(dict(zip(self.inputs, [list(s) for s in shapes])))
-            self._requests[shapes] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+            with _thread_signal_stack_kept():
+                self._requests[shapes] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
         return self._requests[shapes]
 
     def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
