@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import threading
 import time
@@ -36,9 +37,11 @@ REACTS = 0.25  # onset value at which the edit strength is boosted by a quarter 
 
 
 def measure_live(preset: str = "demo", backend: str | None = None, seconds: float = 20.0, warmup: float = 3.0,
-                 period: float = 0.5, pin_threads: str = "auto") -> tuple[dict, np.ndarray, list[float]]:
-    """One run of the live engine on the clicks source: (result, frame intervals ms, onset latencies ms)."""
-    stages = build_pipeline(LiveOptions(preset=preset, backend=backend))
+                 period: float = 0.5, pin_threads: str = "auto",
+                 steer: str | None = None) -> tuple[dict, np.ndarray, list[float]]:
+    """One run of the live engine on the clicks source: (result, frame intervals ms, onset latencies ms).
+    ``steer`` as `livesound live --steer` (None: the preset's default)."""
+    stages = build_pipeline(LiveOptions(preset=preset, backend=backend, steer=steer))
     src = SynthSource("clicks", period=period, amplitude=0.8)
     engine = LiveEngine(stages, src, pin_threads=pin_threads)
     arrivals: dict[int, float] = {}
@@ -84,11 +87,13 @@ def measure_live(preset: str = "demo", backend: str | None = None, seconds: floa
     result = {
         "benchmark": "live path end to end (synthetic clicks source in real time, threads as in `livesound live`)",
         "preset": preset, "backend": backend or "torch", "seconds": seconds, "frames": len(run),
+        "steering": stages.steering.line if stages.steering is not None else None,
         "pin_threads": pin_threads, "fps": len(run) / (run[-1][1] - run[0][1]),
         "frame_interval": summary_ms(intervals, peak=True),
         "onset_to_frame_latency": summary_ms(latencies, peak=True) | {
             "n": len(latencies), "onsets": sum(1 for t in arrivals.values() if t >= t0), "reacts_at_onset": REACTS},
-        "stages": stages_ms, "overruns": src.ring.overruns,
+        "stages": stages_ms, "overruns": src.ring.overruns, "stage_backends": dict(stages.backends),
+        "load_average_1min": os.getloadavg()[0],  # the cores are shared: how busy the machine was at the end
         "device": f"CPU: {platform.processor() or platform.machine()}, 2 worker threads x 1 torch thread",
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
     }

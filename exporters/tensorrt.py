@@ -341,6 +341,7 @@ class EnginesOptions:
     out: str = "engines"
     precision: str = "fp16"
     max_batch: int = 4                # the largest batch of each dynamic profile
+    device: str = "auto"              # the GPU to build on: auto, cuda or cuda:N (cpu: refused, engines need one)
 
 
 def build_engines(opts: EnginesOptions, log: Callable[[str], None] = print) -> list[dict]:
@@ -350,6 +351,15 @@ def build_engines(opts: EnginesOptions, log: Callable[[str], None] = print) -> l
     graphs = sorted(src.glob("*.onnx"))
     if not graphs:
         raise ValueError(f"{src}: no .onnx graphs to build engines from (run `livesound export onnx` first)")
+    if opts.device != "auto":  # auto: the current GPU, and build_engine says what is missing after its op check
+        import torch
+
+        from livesound.live.device import DeviceUnavailable, resolve_device
+
+        device = resolve_device(opts.device)
+        if device.type != "cuda":
+            raise DeviceUnavailable(f"TensorRT engines are built on a CUDA GPU, not on --device {opts.device}")
+        torch.cuda.set_device(device)
     infos = []
     for g in graphs:
         info = build_engine(g, out / g.with_suffix(".engine").name, precision=opts.precision,

@@ -9,10 +9,18 @@ Threading contract:
   It blocks on the queue and on encoding/disk I/O, nothing else.
 - ``close`` (from the caller's thread) waits for the writer to drain the queue and finalise the output.
 
-A video is written under a temporary name beside its target and renamed into place by ``close`` only after
-the encoder has been flushed and the container closed, so the target path only ever holds a complete,
-playable file. Frames are stamped at the nominal ``fps`` one after another: the file plays at that rate,
+A video is written under a visible, unique in-progress name beside its target (``take.recording-PID-XXXX.mp4``)
+and renamed into place by ``close`` once the encoder has been flushed and the container closed, so the target
+path only ever holds a complete file. The in-progress file survives a crash too (SIGKILL, OOM, power loss): MP4
+and MOV are written fragmented (``movflags=frag_keyframe+empty_moov``, a keyframe every second), Matroska in
+clusters of a second, so everything up to the last second before the crash plays; the in-progress name says
+what happened. Frames are stamped at the nominal ``fps`` one after another: the file plays at that rate,
 whatever the live frame timing was.
+
+Guards: ``max_bytes`` caps the output's size and ``min_free_bytes`` keeps that much of its disk free; the
+writer checks both as it goes and, when one is reached, stops with one log line and finalises what it has
+(``stopped`` says why; later frames are dropped and counted). Nothing else bounds a recording left running by a
+remote ``/record 1``.
 
 Neither PyAV nor Pillow is imported until a recorder needs it.
 """
@@ -22,7 +30,10 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import shutil
 import threading
+import time
+import uuid
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,7 +42,13 @@ import numpy as np
 log = logging.getLogger("livesound")
 
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
+MIN_FREE_BYTES = 1 << 30   # a recording stops before its disk has less than 1 GiB free
+CHECK_EVERY_S = 0.5        # how often the writer looks at the output's size and the disk's free space
 _STOP = object()
+# Container options that keep a file playable up to its last second if the process dies mid-recording.
+_CRASH_SAFE = {"mp4": {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
+               "mov": {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
+               "matroska": {"cluster_time_limit": "1000", "flush_packets": "1"}}
 
 
 def _import_av():
@@ -50,7 +67,8 @@ class _VideoSink:
     def __init__(self, path: Path, fps: float, codec: str | None = None):
         self._av = _import_av()  # fail in the caller's thread, at construction, not later in the writer
         self.path = path
-        self.tmp = path.with_name(f".{path.stem}.recording{path.suffix}")
+        self.tmp = path.with_name(f"{path.stem}.recording-{os.getpid()}-{uuid.uuid4().hex[:6]}{path.suffix}")
+        self.tmp.touch(exist_ok=False)  # the name is taken from now on (the container opens with the first frame)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.codec = codec or self._pick_codec()
         self._container = None
@@ -64,13 +82,21 @@ class _VideoSink:
         raise RuntimeError("this PyAV build has no H.264 or MPEG-4 encoder")
 
     def _open(self, width: int, height: int) -> None:
-        self._container = self._av.open(str(self.tmp), mode="w", format=VIDEO_SUFFIXES[self.path.suffix.lower()])
+        fmt = VIDEO_SUFFIXES[self.path.suffix.lower()]
+        self._container = self._av.open(str(self.tmp), mode="w", format=fmt, options=_CRASH_SAFE[fmt])
         stream = self._container.add_stream(self.codec, rate=self.fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"  # what players expect; it needs even sides (see write)
+        stream.gop_size = max(1, round(float(self.fps)))  # a keyframe, so a fragment, every second
         if self.codec == "libx264":
             stream.options = {"preset": "veryfast", "crf": "18"}
         self._stream = stream
+
+    def bytes_written(self) -> int:
+        try:
+            return self.tmp.stat().st_size
+        except FileNotFoundError:  # nothing muxed yet: the container writes its header with the first packet
+            return 0
 
     def write(self, rgb: np.ndarray) -> None:
         h, w = rgb.shape[:2]
@@ -83,6 +109,7 @@ class _VideoSink:
 
     def close(self) -> None:
         if self._container is None:
+            self.tmp.unlink(missing_ok=True)
             log.warning("recording %s: no frames arrived, so no file was written", self.path)
             return
         try:
@@ -101,6 +128,7 @@ class _PngSink:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         self._n = 0
+        self._bytes = 0
 
     def write(self, rgb: np.ndarray) -> None:
         from PIL import Image
@@ -112,24 +140,55 @@ class _PngSink:
         Image.fromarray(rgb).save(tmp, format="PNG", compress_level=1)
         os.replace(tmp, path)
         self._n += 1
+        self._bytes += path.stat().st_size
+
+    def bytes_written(self) -> int:
+        return self._bytes
 
     def close(self) -> None:
         pass
+
+
+def new_recording_path(folder: Path, suffix: str = "") -> Path:
+    """A fresh recording path in ``folder``, named to the millisecond (``livesound-20250101-120000-123``, then
+    ``-1``, ``-2``... on a clash). Without ``suffix`` it is a PNG folder, created here so no other recording can
+    take it; with one, a video name that no finished or in-progress file uses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    stem = f"livesound-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{int(now % 1 * 1000):03d}"
+    for n in range(1000):
+        name = stem if n == 0 else f"{stem}-{n}"
+        path = folder / f"{name}{suffix}"
+        if suffix:
+            if not path.exists() and not any(folder.glob(f"{name}.recording-*{suffix}")):
+                return path
+            continue
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise OSError(f"{folder}: no free recording name after {stem}-999")
 
 
 class Recorder:
     """Write RGB frames to ``path`` in a background thread; see the module docstring for the contract.
 
     ``path`` ending in .mp4/.mkv/.mov records video (PyAV); any other path is a directory of PNGs.
-    ``queue_frames`` bounds the frames waiting for the writer (memory: that many frames).
+    ``queue_frames`` bounds the frames waiting for the writer (memory: that many frames). ``max_bytes`` (None: no
+    cap) and ``min_free_bytes`` stop the recording (see the module docstring).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0, queue_frames: int = 32,
-                 codec: str | None = None):
+                 codec: str | None = None, max_bytes: int | None = None, min_free_bytes: int = MIN_FREE_BYTES):
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.path = Path(path)
         self.fps = float(fps)
+        self.max_bytes, self.min_free_bytes = max_bytes, min_free_bytes
+        self.stopped: str | None = None   # why the writer stopped early (size cap, disk nearly full)
+        self._dropped_stopped = 0         # caller thread only
+        self._next_check = 0.0
         self.is_video = self.path.suffix.lower() in VIDEO_SUFFIXES
         if self.is_video:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,8 +211,8 @@ class Recorder:
 
     @property
     def frames_dropped(self) -> int:
-        """Frames given to ``write`` that are not in the output: writer behind, or writer failed."""
-        return self._dropped_full + self._dropped_failed
+        """Frames given to ``write`` that are not in the output: writer behind, writer failed, or stopped."""
+        return self._dropped_full + self._dropped_failed + self._dropped_stopped
 
     @property
     def closed(self) -> bool:
@@ -165,6 +224,9 @@ class Recorder:
             raise RuntimeError(f"recorder for {self.path} is closed")
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an [H, W, 3] uint8 frame, got {rgb.shape} {rgb.dtype}")
+        if self.stopped is not None:
+            self._dropped_stopped += 1
+            return False
         if self._queue.full():  # checked first so a dropped frame costs no copy
             self._dropped_full += 1
             return False
@@ -181,12 +243,13 @@ class Recorder:
             item = self._queue.get()
             if item is _STOP:
                 break
-            if self.error is not None:  # keep draining so write() and close() never wait on a dead writer
+            if self.error is not None or self.stopped is not None:  # keep draining: nobody waits on a dead writer
                 self._dropped_failed += 1
                 continue
             try:
                 self._write_frame(item)
                 self._written += 1
+                self._check_limits()
             except BaseException as e:  # noqa: BLE001  (reported through .error and by close())
                 self.error = e
                 self._dropped_failed += 1
@@ -201,6 +264,23 @@ class Recorder:
     def _write_frame(self, rgb: np.ndarray) -> None:
         """Encode or save one frame (writer thread only)."""
         self._sink.write(rgb)
+
+    def _check_limits(self) -> None:
+        """Writer thread: stop at the size cap or before the disk fills (checked every CHECK_EVERY_S)."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + CHECK_EVERY_S
+        size = self._sink.bytes_written()
+        free = shutil.disk_usage(self.path.parent if self.is_video else self.path).free
+        if self.max_bytes is not None and size >= self.max_bytes:
+            self.stopped = f"it reached its size cap of {self.max_bytes / 1e6:.0f} MB"
+        elif free < self.min_free_bytes:
+            self.stopped = (f"its disk has only {free / 1e6:.0f} MB free (it stops below "
+                            f"{self.min_free_bytes / 1e6:.0f} MB)")
+        if self.stopped is not None:
+            log.warning("livesound: recording %s stopped after %d frames: %s", self.path, self._written,
+                        self.stopped)
 
     def close(self) -> None:
         """Drain the queue, finalise the output (flush the encoder, rename into place); idempotent.

@@ -35,10 +35,12 @@ def state_from(arrays: dict[str, np.ndarray]) -> OrderedDict:
 
 # ---------------------------------------------------------------------------------------------- rosinality
 
-def rosinality_state(size: int, style_dim: int, n_mlp: int, channels: dict[int, int], seed: int = 0) -> OrderedDict:
-    """A random state dict with rosinality's names and shapes (any channel widths)."""
+def rosinality_state(size: int, style_dim: int, n_mlp: int, channels: dict[int, int], seed: int = 0,
+                     fill=None) -> OrderedDict:
+    """A random state dict with rosinality's names and shapes (any channel widths). ``fill(*shape)``, if given,
+    makes the tensors instead of ``randn`` (the hostile-file drills make stride-0 giants with it)."""
     g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    r = fill or (lambda *s: torch.randn(*s, generator=g))
     sd: OrderedDict = OrderedDict()
     for i in range(1, n_mlp + 1):
         sd[f"style.{i}.weight"] = r(style_dim, style_dim) * 100
@@ -188,10 +190,10 @@ def write_nvidia(path: Path, flat: dict[str, torch.Tensor], init_kwargs: dict, m
 
 
 def nvidia_state(res: int, z_dim: int, w_dim: int, n_fc: int, channel_base: int, channel_max: int,
-                 seed: int = 0) -> OrderedDict:
-    """A random G_ema state dict with NVIDIA's names and shapes."""
+                 seed: int = 0, fill=None) -> OrderedDict:
+    """A random G_ema state dict with NVIDIA's names and shapes (``fill`` as for ``rosinality_state``)."""
     g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    r = fill or (lambda *s: torch.randn(*s, generator=g))
     k = torch.tensor([1.0, 3, 3, 1])
     filt = torch.outer(k, k) / 64
     sd: OrderedDict = OrderedDict()

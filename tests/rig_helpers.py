@@ -9,6 +9,7 @@ def fresh(stages, seed: int = 0):
 
     stages.stream.reset()
     stages.hpss.reset()
+    stages.change.reset()
     stages.smoother.reset()
     stages.smoother.time_constant_s = stages.s.smoothing_s
     stages.envelope.reset()
@@ -22,7 +23,21 @@ def fresh(stages, seed: int = 0):
 
 @functools.lru_cache(maxsize=1)
 def shared_stages():
-    """One demo build for every rig test module (building the networks is the slow part)."""
+    """One demo build for every rig test module (building the networks is the slow part). It steers with the
+    demo's mapper, whose checkpoints the swap tests replace (the demo's default is its direction bank)."""
     from livesound.live.build import LiveOptions, build_pipeline
 
-    return build_pipeline(LiveOptions(preset="demo"))
+    # The swap tests compare with ORT and replace the demo's mapper (its default steering is its direction bank).
+    return build_pipeline(LiveOptions(preset="demo", backend="onnxruntime", steer="mapper"))
+
+
+def snapshot_networks(pipeline):
+    """The pipeline's networks and backends, for ``restore_networks`` after a test swapped some."""
+    return (pipeline.G, pipeline.steerer, dict(pipeline.runners), dict(pipeline.torch_runners),
+            dict(pipeline.backends))
+
+
+def restore_networks(pipeline, saved) -> None:
+    G, steerer, runners, torch_runners, backends = saved
+    pipeline.replace(generator=G, steerer=steerer)
+    pipeline.runners, pipeline.torch_runners, pipeline.backends = runners, torch_runners, backends

@@ -244,3 +244,51 @@ def test_contract_live_mic_survives_a_sound_server_restart(pulse_server, tmp_pat
     baseline = np.abs(settled - settled_too).mean()
     moved = np.median([np.abs(_frame(out, i) - settled).mean() for i in loud[5:20]])
     assert moved > 3 * baseline + 1.0, (moved, baseline)
+
+
+def test_a_stderr_flood_without_newlines_stays_bounded():
+    """8 MB on stderr in one "line": the supervisor keeps reading it (the child never blocks) and keeps only a
+    bounded piece of it."""
+    from livesound.audio.mic import MAX_ERR_LINE
+
+    before = "for _ in range(2000):\n    err.write('A' * 4096)\nerr.flush()"
+    each = "if n <= 256 * 40:\n    err.write('B' * 4096); err.flush()"
+    mic = Microphone("fake", command=fake_child(before, each), stall_s=0.5, open_timeout_s=10)
+    with mic:
+        t0, n0 = time.monotonic(), mic.captured_samples
+        time.sleep(1.0)
+        captured, elapsed = mic.captured_samples - n0, time.monotonic() - t0
+        buffered = len(mic._err_buf)
+        state, losses = mic.state, mic.losses
+    assert state == "ok" and losses == 0 and captured > 0.8 * elapsed * SR
+    assert buffered <= MAX_ERR_LINE and all(len(line) <= 300 for line in mic._said)
+
+
+@pytest.mark.parametrize("header", ['[1, 2]', '{"device": 5}', '{"device": "x", "latency": 1e400}',
+                                    '{"device": "x", "latency": "soon"}', '"just a string"'])
+def test_odd_but_valid_json_headers_are_a_failed_start(header):
+    bad = [sys.executable, "-c", f"import sys, time; print({header!r}); sys.stdout.flush(); time.sleep(60)"]
+    with pytest.raises(AudioError, match="broke the protocol"):
+        Microphone("fake", command=bad, open_timeout_s=5).start()
+
+
+def test_an_unexpected_error_in_the_supervisor_is_a_loss_not_the_end(caplog):
+    """Before: any exception ended the supervisor thread for good; the source stayed silent and said "ok"."""
+    mic = Microphone("fake", command=fake_child(), stall_s=0.3, backoff_s=0.1)
+    real, calls = mic._write, []
+
+    def write_then_fail_once(chunk):
+        calls.append(len(chunk))
+        if len(calls) == 20:
+            raise OSError(5, "Input/output error")   # what a broken pipe read can raise mid-stream
+        real(chunk)
+
+    mic._write = write_then_fail_once
+    with mic:
+        assert _wait(lambda: mic.supervisor_errors == 1, 10)
+        assert _wait(lambda: mic.state == "ok" and mic.reconnects == 1, 20), mic.state
+        assert mic.running and mic.error is None
+        mic.ring.read_available()
+        time.sleep(0.3)
+        assert np.abs(mic.ring.read_available()[-SR // 10:]).max() > 0.2
+    assert sum("supervisor hit OSError" in r.getMessage() for r in caplog.records) == 1

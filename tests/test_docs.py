@@ -25,9 +25,10 @@ README_MAX_LINES = 200
 # Where each command's options must be documented (README's table names the command; these pages explain it).
 OPTION_PAGES = {
     "live": ["live.md", "rig.md"], "generate": ["offline.md"], "optimize": ["offline.md"],
-    "interpolate": ["offline.md"], "embed": ["audio.md"], "convert": ["checkpoints.md"],
-    "presets": ["checkpoints.md"], "export": ["export.md"], "bench": ["performance.md"],
+    "interpolate": ["offline.md"], "project": ["offline.md"], "embed": ["audio.md"], "convert": ["checkpoints.md"],
+    "presets": ["checkpoints.md"], "export": ["export.md"], "bench": ["performance.md"], "directions": ["meaning.md"],
     "train-encoder": ["training.md"], "train-mapper": ["training.md"], "eval": ["training.md"],
+    "bank": ["meaning.md"],
 }
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")

@@ -24,10 +24,10 @@ def test_generate_images(tmp_path):
     from livesound.offline.generate import GenerateOptions, generate_images
 
     said = []
-    s = generate_images(GenerateOptions(seeds="3,5", out=str(tmp_path / "g"), grid=True), log=said.append)
+    s = generate_images(GenerateOptions(seeds="3,5", out=str(tmp_path / "g"), grid=True, device="cpu"), log=said.append)
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["grid.png", "seed0003.png", "seed0005.png"]
     assert (s.images, s.written) == (2, 3) and s.seconds > 0
-    assert said == [f"2 image(s) at 128 px, truncation 0.7, noise const -> {tmp_path / 'g'}"]
+    assert said == [f"2 image(s) at 128 px, truncation 0.7, noise const, torch on cpu -> {tmp_path / 'g'}"]
     assert Image.open(tmp_path / "g" / "grid.png").size == (256, 128)
     with pytest.raises(ValueError, match="--batch must be at least 1"):
         generate_images(GenerateOptions(batch=0, out=str(tmp_path / "none")))

@@ -137,7 +137,7 @@ def test_a_failing_stage_is_reported_not_swallowed_and_the_loop_goes_on(caplog):
 
 
 def test_missing_device_gives_one_clear_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "livesound", "live", "--source", "mic", "--device",
+    r = subprocess.run([sys.executable, "-m", "livesound", "live", "--source", "mic", "--input",
                         "no-such-device-xyz", "--headless", "--frames", "2", "--out", str(tmp_path)],
                        capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 1 and "Traceback" not in r.stderr

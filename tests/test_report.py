@@ -84,3 +84,23 @@ def test_check_says_whether_the_readme_is_what_the_results_give(report, tmp_path
     monkeypatch.setattr("sys.argv", ["report.py", "--check"])
     report.main()
     assert "up to date" in capsys.readouterr().out
+
+
+def test_report_shows_the_output_stages(report, tmp_path):
+    (tmp_path / "output_cpu.json").write_text(json.dumps({
+        "machine": {"cpu": "AMD EPYC", "cpu_count": 2, "torch": "2.x", "date": "2026-01-01"},
+        "settings": {"resize_threads": 1, "upscale_threads": 2},
+        "load_average": {"start": [1.5, 1.0, 1.0], "end": [2.25, 1.0, 1.0]},
+        "resize": {"128 -> 1920x1080": {"p50_ms": 1.534, "p99_ms": 16.06}},
+        "upscale": {"rrdb torch": {"layout": "RealESRGAN_x4plus layout", "params": 16697987, "p50_ms": 123069.0,
+                                   "cpu_s_per_frame_mean": 50.86, "n": 2}}}))
+    assert "| 128 -> 1920x1080 | 1.53 | 16.06 |" in report.render()
+    assert "| rrdb torch | RealESRGAN_x4plus layout | 16,697,987 | 123.07 | 50.86 | 2 |" in report.render()
+    assert "Whole demo frames" not in report.render()
+    stage = {"p50_ms": 5.4, "p99_ms": 10.6}
+    (tmp_path / "bench_demo_size_cpu.json").write_text(json.dumps({
+        "machine": {"threads": 1}, "settings": {"size": "1920x1080", "upscaler": "w.pth"},
+        "backends": {"torch": {"fps": 1.06, "stages": {s: stage for s in ("features", "resize", "total")}}}}))
+    text = report.render()
+    assert "--size 1920x1080 --upscaler w.pth --threads 1" in text
+    assert "| torch | 1.1 | 5.4 / 10.6 | - | - | - | - | 5.4 / 10.6 | 5.4 / 10.6 |" in text

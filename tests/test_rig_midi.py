@@ -50,7 +50,7 @@ def test_learn_binds_the_next_control_and_the_map_survives_the_preset_file(tmp_p
     bank.save()
     again = MidiMap.from_json(PresetBank(tmp_path / "set.json").midi)
     assert again.to_json() == m.to_json() and len(again.bindings) == 2
-    with pytest.raises(ValueError, match="known parameter"):
+    with pytest.raises(ValueError, match="param: must be one of"):
         MidiMap.from_json([{"kind": "cc", "channel": 0, "number": 1, "param": "volume"}])
 
 

@@ -19,8 +19,10 @@ from pythonosc.udp_client import SimpleUDPClient
 from rig_helpers import fresh, shared_stages
 
 from livesound.audio.sources import SynthSource
+from livesound.live.build import preset_gains
 from livesound.live.engine import LiveEngine
 from livesound.live.pipeline import run_fixed_step
+from livesound.models.presets import load_preset
 from livesound.rig.osc import parse_host_port
 from livesound.rig.rig import Rig, RigOptions, open_rig
 
@@ -80,8 +82,9 @@ def test_contract_seed_in_and_level_out_of_a_headless_run(tmp_path, stages):
     sf.write(wav, audio, SR)
     rx, port, frames = receiver(), free_port(), 16
     cmd = [sys.executable, "-m", "livesound", "live", "--preset", "demo", "--source", str(wav), "--headless",
-           "--frames", str(frames), "--out", str(tmp_path / "out"), "--osc-in", f"127.0.0.1:{port}",
-           "--osc-out", f"127.0.0.1:{rx.getsockname()[1]}"]
+           "--frames", str(frames), "--out", str(tmp_path / "out"), "--steer", "mapper",
+           "--backend", "onnxruntime",  # as the reference stages run (the demo's auto may choose bf16)
+           "--osc-in", f"127.0.0.1:{port}", "--osc-out", f"127.0.0.1:{rx.getsockname()[1]}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     client, got, sent = SimpleUDPClient("127.0.0.1", port), [], False
     try:
@@ -116,6 +119,7 @@ def test_contract_seed_in_and_level_out_of_a_headless_run(tmp_path, stages):
     refs = {}
     for seed in (0, 7):
         st = fresh(stages, seed)
+        st.reactivity.gains = preset_gains(load_preset("demo"))  # as the command runs: the demo's pulse, kick, walk
         refs[seed] = [f.rgb.astype(float) for f in run_fixed_step(st, audio, frames, round(SR / 30))]
     fresh(stages, 0)
     which = [0 if np.abs(p - refs[0][i]).mean() < np.abs(p - refs[7][i]).mean() else 7 for i, p in enumerate(pngs)]

@@ -111,7 +111,7 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
     gpath, mpath = write_checkpoints(stages, tmp_path)
     (tmp_path / "broken.safetensors").write_bytes(b"\0" * 64)
     engine = LiveEngine(stages, SynthSource("chirp"))
-    rig = Rig(engine, RigOptions()).attach(engine)
+    rig = Rig(engine, RigOptions(osc_allow_path=[str(tmp_path)])).attach(engine)
     frames = []
     send = rig.after_frame
     rig.after_frame = lambda f: (frames.append((f.index, f.t_done, rig.swap.swaps, f.rgb)), send(f))
@@ -125,6 +125,9 @@ def test_checkpoint_swap_under_load_loses_no_audio_and_no_frame(stages, tmp_path
         while len(frames) < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
         rig.controls.submit("generator", str(tmp_path / "broken.safetensors"))   # refused, nothing changes
+        # One swap in flight, the newest wins: the good one is asked for once the broken one was refused.
+        while rig.swap.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         rig.controls.submit("generator", str(gpath))
         while rig.swap.swaps < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -157,7 +160,7 @@ def test_swapping_an_accelerated_stage_keeps_its_backend(stages, tmp_path):
     from livesound.live.backends.ort_stage import OrtBackend
 
     _, mpath = write_checkpoints(stages, tmp_path)
-    assert stages.backends["map"] == "onnxruntime"     # the demo preset's backend
+    assert stages.backends["map"] == "onnxruntime"     # the shared stages' backend (rig_helpers)
     saved = snapshot(stages)
     swap = CheckpointSwap(stages)
     try:

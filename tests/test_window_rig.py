@@ -41,6 +41,7 @@ def test_preset_keys_store_and_recall(setup, tmp_path):
     engine.strength = 1.3
     QTest.keyClick(window.view, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
     rig.before_frame()
+    rig.settle()                             # the file is written by the rig's worker, off the renderer
     assert (tmp_path / "set.json").exists() and rig.bank.slots[4]["seed"] == 21
     stages.set_seed(0)
     engine.strength = 0.2

@@ -8,6 +8,9 @@ Threading contract:
   ``set_text``, ``stats``, ``stop``) are the engine's any-thread API. ``stop`` may block for its timeout.
 - A recording's encoder runs in the recorder's own writer thread (``livesound.recording``); ``write`` here
   only queues (or drops) a copy of the frame.
+- A dropped image or Shift+Enter in the text box projects on a worker thread (``livesound.app.background``),
+  which reports by signals; when it is done the engine glides its source latent there (``glide_to``), so the
+  picture keeps playing throughout.
 
 Errors are never swallowed: an engine failure is logged once on the ``livesound`` logger and shown as a red
 line on the picture; a recording failure is logged and shown in the status bar. (PyQt aborts the process on
@@ -25,7 +28,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QKeyEvent
+from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QKeyEvent
 from PyQt6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -36,9 +39,11 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from livesound.app.background import BackgroundProjection
 from livesound.app.view import FrameView, OverlayInfo
 from livesound.live.engine import LiveEngine
-from livesound.recording import VIDEO_SUFFIXES, Recorder
+from livesound.live.glide import GLIDE_S
+from livesound.recording import VIDEO_SUFFIXES, Recorder, new_recording_path
 
 log = logging.getLogger("livesound")
 
@@ -48,17 +53,24 @@ STRENGTH_FLOOR = 0.05  # below this a step down reaches 0 and a step up from 0 l
 STATS_EVERY_S = 0.5    # engine.stats() sorts its timing history: refresh the overlay's percentiles this often
 
 KEYS_HELP = ("F fullscreen · O overlay · N/P seed · +/- strength · Space pause · R record · T text · "
-             "1-9 preset (Ctrl stores) · L MIDI learn · Q quit")
+             "1-9 preset (Ctrl stores) · L MIDI learn · drop an image: start from it · Q quit")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
 class _TextBox(QLineEdit):
     """The steering text; Esc hands focus back to the picture instead of reaching the window (quit)."""
 
     escaped = pyqtSignal()
+    start_from = pyqtSignal()   # Shift+Enter: start the picture from this phrase
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802  (Qt's name)
         if event.key() == Qt.Key.Key_Escape:
             self.escaped.emit()
+            event.accept()
+            return
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and \
+                event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.start_from.emit()
             event.accept()
             return
         super().keyPressEvent(event)
@@ -73,13 +85,15 @@ class LiveWindow(QMainWindow):
     ``record_fps`` is the rate a video plays at; by default the engine's fps when the recording starts.
     ``rig`` (`livesound.rig.rig.Rig`) takes the preset keys 1-9 (Ctrl+1-9 stores) and MIDI learn (L, then a
     control key, then a knob); its changes are queued for the engine's next frame.
+    Dropping an image file projects it (``project_steps`` steps) and glides there; Shift+Enter in the text box
+    does the same from the phrase (the paper's free generation, from the mean latent).
     """
 
     closed = pyqtSignal()
 
     def __init__(self, engine: LiveEngine, *, title: str = "livesound", record_path: str | Path | None = None,
                  record_format: str | None = None, record_fps: float | None = None, poll_ms: int = 4,
-                 rig=None, parent: QWidget | None = None):
+                 rig=None, project_steps: int = 100, parent: QWidget | None = None):
         super().__init__(parent)
         self.engine = engine
         self.rig = rig
@@ -106,8 +120,15 @@ class LiveWindow(QMainWindow):
         self.resize(960, 800)
         self.view = FrameView()
         self.text_box = _TextBox()
-        self.text_box.setPlaceholderText("a phrase, Enter applies, empty Enter clears, Esc back to the picture")
+        self.text_box.setPlaceholderText("a phrase: Enter steers, Shift+Enter starts the picture from it, empty "
+                                         "Enter clears, Esc back to the picture")
         self.text_box.returnPressed.connect(self._apply_text)
+        self.text_box.start_from.connect(self.start_from_phrase)
+        self.projection = BackgroundProjection(engine, project_steps, self)
+        self.projection.progress.connect(self._projection_progress)
+        self.projection.done.connect(self._projection_done)
+        self.projection.failed.connect(self._projection_failed)
+        self.setAcceptDrops(True)
         self.text_box.escaped.connect(self.view.setFocus)
         text_label = QLabel("Text steers the coarse layers, sound the fine ones:")
         text_label.setToolTip("The text's CLIP embedding drives the coarse generator layers (pose, layout); the "
@@ -246,6 +267,46 @@ class LiveWindow(QMainWindow):
         self.view.setFocus()
         self._changed()
 
+    # ------------------------------------------------------------------------------- starting from a picture
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if dropped_image(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        path = dropped_image(event.mimeData())
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.start_from_image(path)
+
+    def start_from_image(self, path: str | Path) -> None:
+        """Project the image in the background, then glide to it."""
+        self._run_action(lambda: self.statusBar().showMessage(
+            f"projecting {self.projection.start_image(path)}: the picture glides there when done"))
+
+    def start_from_phrase(self) -> None:
+        """Free-generate toward the text box's phrase in the background, then glide to it."""
+        text = self.text_box.text().strip()
+        self._run_action(lambda: self.statusBar().showMessage(
+            f"starting from {self.projection.start_text(text)}: the picture glides there when done"))
+        self.view.setFocus()
+
+    def _projection_progress(self, what: str, step: int, steps: int) -> None:
+        self.statusBar().showMessage(f"projecting {what}: step {step}/{steps}")
+
+    def _projection_done(self, what: str, ws, psnr) -> None:
+        self._run_action(lambda: self.engine.glide_to(ws, GLIDE_S))
+        fit = f" ({psnr:.1f} dB)" if psnr is not None else ""
+        self.statusBar().showMessage(f"projected {what}{fit}: gliding there", 8000)
+
+    def _projection_failed(self, what: str, message: str) -> None:
+        log.error("live window: projecting %s failed: %s", what, message)
+        self.statusBar().showMessage(f"projecting {what} failed: {message}", 8000)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key, repeat = event.key(), event.isAutoRepeat()
         K = Qt.Key
@@ -341,13 +402,8 @@ class LiveWindow(QMainWindow):
         return rec.path
 
     def _next_record_path(self) -> Path:
-        self.record_dir.mkdir(parents=True, exist_ok=True)
-        suffix = "" if self.record_format == "png" else f".{self.record_format}"
-        stem = f"livesound-{time.strftime('%Y%m%d-%H%M%S')}"
-        path, n = self.record_dir / f"{stem}{suffix}", 2
-        while path.exists():  # two recordings within a second
-            path, n = self.record_dir / f"{stem}-{n}{suffix}", n + 1
-        return path
+        # Named to the millisecond and checked against in-progress videos too: two takes never share a name.
+        return new_recording_path(self.record_dir, "" if self.record_format == "png" else f".{self.record_format}")
 
     # ------------------------------------------------------------------------------------------ closing
 
@@ -357,6 +413,7 @@ class LiveWindow(QMainWindow):
             return
         self._shut = True
         self._timer.stop()
+        self.projection.cancel()
         try:
             self.stop_recording()
         except Exception as e:  # noqa: BLE001
@@ -368,6 +425,15 @@ class LiveWindow(QMainWindow):
         self.shutdown()
         super().closeEvent(event)
         self.closed.emit()
+
+
+def dropped_image(mime) -> str | None:
+    """The first local image file among dropped URLs, or None."""
+    for url in mime.urls() if mime.hasUrls() else []:
+        path = url.toLocalFile()
+        if path and Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file():
+            return path
+    return None
 
 
 def overlay_info(engine, frame, stats: dict, recorder: Recorder | None) -> OverlayInfo:
@@ -388,8 +454,12 @@ def overlay_info(engine, frame, stats: dict, recorder: Recorder | None) -> Overl
         lines.append(f"{name:<11}{ms:6.2f} ms{tail}")
     if engine.text:
         lines.append(f"text     {engine.text}")
+    steering = getattr(getattr(engine, "pipeline", None), "steering", None)  # a SteeringChoice (live.steer_choice)
+    if steering is not None:
+        lines += steering.overlay_lines
     if frame.labels:
-        lines.append("sounds   " + ", ".join(f"{label} {score:.2f}" for label, score in frame.labels))
+        head = "anchors  " if steering is not None and steering.kind == "bank" else "sounds   "
+        lines.append(head + ", ".join(f"{label} {score:.2f}" for label, score in frame.labels))
     lines += fault_lines(engine)
     if recorder is not None:
         lines.append(f"rec      {recorder.path.name}  {recorder.frames_written} written"

@@ -12,7 +12,9 @@ source:
 4. starts a fresh child with exponential backoff (``backoff_s`` doubling to ``max_backoff_s``), state
    "reconnecting", asking for the same device by name, which falls back to the default input when that name
    is gone; when samples flow again, state is "ok" and one line says so. A child whose header line is not
-   the protocol's is a failed start like any other: killed, and the next one tried.
+   the protocol's is a failed start like any other: killed, and the next one tried. Any other error in the
+   supervisor (a bug, an odd pipe error) is handled as a lost stream too, and counted in ``supervisor_errors``:
+   the supervisor never ends while the source runs.
 Each child is a fresh PortAudio, which enumerates the devices anew: nothing from a dead stream lingers here.
 
 Threading contract
@@ -100,6 +102,7 @@ class Microphone(AudioSource):
         self.losses = 0
         self.reconnects = 0
         self.silence_samples = 0
+        self.supervisor_errors = 0  # unexpected errors the supervisor survived (each handled as a loss)
         self._proc: subprocess.Popen | None = None
         self._pending = b""
         self._got_samples = False
@@ -143,15 +146,31 @@ class Microphone(AudioSource):
 
     # -- supervisor thread ------------------------------------------------------------------------------------
     def _supervise(self, stop: threading.Event) -> None:
-        try:
-            while not stop.is_set():
+        while not stop.is_set():
+            try:
                 self._pump(stop)                # returns when the stream is lost (or on stop)
                 if stop.is_set():
                     return
                 self._recover(stop)
-        except BaseException as e:  # noqa: BLE001 - stored for the caller; a thread has nobody to raise to
-            self.error = e
-            log.exception("livesound: the microphone supervisor failed: %s", e)
+            except Exception as e:  # noqa: BLE001 - whatever the child did, the picture goes on: a lost stream
+                self.supervisor_errors += 1
+                self._warn_once("supervisor", "livesound: the microphone supervisor hit %s: %s; treated as a lost "
+                                "stream (further ones are counted in supervisor_errors)", type(e).__name__, e)
+                self._kill()
+                self.state = "lost"
+                if stop.is_set():
+                    return
+                try:
+                    self._recover(stop)
+                except Exception as again:  # noqa: BLE001 - the recovery itself keeps failing: stop, reported
+                    self.error = again
+                    self.state = "stopped"
+                    log.exception("livesound: the microphone supervisor failed: %s", again)
+                    return
+            except BaseException as e:  # noqa: BLE001 - stored for the caller; a thread has nobody to raise to
+                self.error = e
+                log.exception("livesound: the microphone supervisor stopped: %s", e)
+                return
 
     def _pump(self, stop: threading.Event) -> None:
         """Copy samples from the child into the ring until none came for ``stall_s`` or the child ended.
@@ -321,6 +340,8 @@ class Microphone(AudioSource):
             if not isinstance(device, str):
                 raise TypeError("device is not a string")
             latency = None if latency is None else float(latency)
+            if latency is not None and not 0 <= latency < 60:
+                raise ValueError(f"latency {latency} s")
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise _BadHeader(f"header line {line[:80]!r}: {type(e).__name__}: {e}") from None
         self.opened_device, self.input_latency, self._pending = device, latency, b""

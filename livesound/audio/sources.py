@@ -153,9 +153,9 @@ class FileSource(_ThreadedSource):
     """
 
     def __init__(self, path: Path | str, realtime: bool = True, loop: bool = False, blocksize: int = 512,
-                 samplerate: int = SAMPLE_RATE, ring_seconds: float = RING_SECONDS):
+                 samplerate: int = SAMPLE_RATE, ring_seconds: float = RING_SECONDS, max_seconds: float | None = None):
         self.path = Path(path)
-        self.samples = load_audio(self.path, samplerate)  # [T]
+        self.samples = load_audio(self.path, samplerate, max_seconds=max_seconds)  # [T]
         super().__init__(f"file:{self.path.name}", samplerate, blocksize, realtime, ring_seconds)
         self.loop = loop
         if not realtime and self.ring.capacity < self.blocksize:

@@ -2,9 +2,14 @@
 
 Each case is a valid seed file changed by one mutation: random bit flips, byte overwrites with boundary values,
 truncations, cut or doubled spans, and format-aware edits (absurd declared shapes, sizes and lengths, deep
-nesting, code-running pickles). A reader must either load the case or raise its clear error (CheckpointError,
-AudioError), quickly, without large allocations, and without ever running code from the file: the code-running
-payloads would create a marker file, whose absence ``run`` checks at the end.
+nesting, code-running pickles, tensors with stride 0 or overlapping strides that describe a giant over a few
+bytes). A seed may also bring whole hostile variants of itself (``Seed.variants``): generators whose config and
+tensors agree but are far larger than the file (stride-0 or shared-storage tensors), compression bombs. A reader
+must either load the case or raise its clear error (CheckpointError, AudioError), quickly, without large
+allocations, and without ever running code from the file: the code-running payloads would create a marker file,
+whose absence ``run`` checks at the end. Each mutation's cases are counted with their worst time and worst
+peak-memory step (``Report.worst``). Scenario drills that are not files (swap floods, corrupt engine-cache
+entries) live in `livesound.bench.drills`.
 
 The test suite runs a few hundred cases with a fixed seed; ``benchmarks/bench_fuzz.py`` runs thousands.
 """
@@ -28,6 +33,11 @@ from livesound.weights.checkpoint import CheckpointError
 
 INTERESTING = (0x00, 0x01, 0x7F, 0x80, 0xFF)
 HUGE = 10**12
+EDGE_CONFIGS = (  # the largest values the config checks allow (livesound.weights.fields bounds)
+    {"resolution": 8192, "channels": [], "channel_base": 2**26, "channel_max": 65536},
+    {"mapping_layers": 64, "w_dim": 8192, "z_dim": 8192},
+    {"num_ws": 64, "w_dim": 8192, "clip_dim": 8192, "num_layers": 64},
+)
 
 
 @dataclass
@@ -36,6 +46,7 @@ class Seed:
     path: Path
     read: Callable[[Path], object]   # the reader under test (a loader's one door)
     kind: str                        # "safetensors", "torchzip", "pickle", "wav", "audio"
+    variants: dict[str, list[Path]] = field(default_factory=dict)  # mutation name -> whole hostile files
 
 
 @dataclass
@@ -50,6 +61,7 @@ class Report:
     biggest_rss_step: str = ""               # the case that raised the peak RSS most, and by how much
     code_ran: bool = False
     by_mutation: Counter = field(default_factory=Counter)
+    worst: dict = field(default_factory=dict)  # mutation -> {"cases", "failures", "worst_s", "worst_rss_step_mb"}
     failures: list[str] = field(default_factory=list)   # the first few "other" outcomes, one line each
 
     def as_dict(self) -> dict:
@@ -99,7 +111,7 @@ def safetensors_header(data: bytes, rng: random.Random, marker: Path) -> bytes:
     body = data[8 + n:]
     names = [k for k in header if k != "__metadata__"]
     t = header[rng.choice(names)]
-    how = rng.randrange(6)
+    how = rng.randrange(7)
     if how == 0:
         t["shape"] = [10**6, 10**6]
     elif how == 1:
@@ -114,8 +126,12 @@ def safetensors_header(data: bytes, rng: random.Random, marker: Path) -> bytes:
         key = rng.choice(sorted(cfg) or ["x"])
         cfg[key] = rng.choice((2**20, -1, 0, 1e308, "x" * 10, [1] * 1000, None))
         meta["livesound_config"] = json.dumps(cfg)
-    else:
+    elif how == 5:
         header.setdefault("__metadata__", {})["livesound_config"] = "[" * 100_000 + "]" * 100_000
+    else:  # a config at the edge of its bounds: valid on its own, far larger than the file's tensors
+        meta = header.setdefault("__metadata__", {})
+        cfg = json.loads(meta.get("livesound_config", "{}"))
+        meta["livesound_config"] = json.dumps(cfg | rng.choice(EDGE_CONFIGS))
     text = json.dumps(header).encode()
     return struct.pack("<Q", len(text)) + text + body
 
@@ -159,6 +175,21 @@ def _code_pickle(marker: Path) -> bytes:
     """A pickle that would run ``os.system("touch MARKER")`` if unpickled without an allow-list."""
     cmd = f"touch {marker}".encode()
     return b"\x80\x02cos\nsystem\n" + b"X" + struct.pack("<I", len(cmd)) + cmd + b"\x85R."
+
+
+def _record_floats(data: bytes) -> int:
+    """Floats in the torch zip's storage record "0" (a declaration torch accepts only at its real size)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return next(i.file_size for i in z.infolist() if i.filename.endswith("/data/0")) // 4
+
+
+def lying_strides(data: bytes, rng: random.Random, marker: Path) -> bytes:
+    """A torch zip whose one tensor is a consistent-looking giant over a real storage record: stride 0
+    ([10^6, 10^6] over one float), or overlapping strides (every row the same few floats)."""
+    n = _record_floats(data)
+    shape, stride = rng.choice((((10**6, 10**6), (0, 0)), ((4096, 4096, 3, 3), (0, 1, 0, 0)),
+                                ((n // 2, n // 2), (1, 1)), ((10**5, n), (1, 1))))  # the last runs past n
+    return _zip_replace(data, "data.pkl", _tensor_pickle(n, shape, stride))
 
 
 def torch_zip(data: bytes, rng: random.Random, marker: Path) -> bytes:
@@ -224,7 +255,22 @@ def wav_header(data: bytes, rng: random.Random, marker: Path) -> bytes:
     return bytes(b)
 
 
+def pickled_views(data: bytes, rng: random.Random, marker: Path) -> bytes:
+    """A network pickle whose G_ema is a tensor view with stride 0 or overlapping strides: four to a few
+    thousand stored bytes describing up to 10^12 elements."""
+    import pickle
+
+    import torch
+
+    view = rng.choice((lambda: torch.zeros(1).expand(10**6, 10**6),
+                       lambda: torch.zeros(8192, dtype=torch.float16).as_strided((4096, 4096), (1, 1)),
+                       lambda: torch.zeros(1).expand(512, 512, 3, 3)))()
+    return pickle.dumps({"G_ema": view, "G": view}, protocol=rng.choice((2, 4)))
+
+
 AWARE = {"safetensors": safetensors_header, "torchzip": torch_zip, "pickle": network_pickle, "wav": wav_header}
+# Lying tensor layouts, for the formats that can express them (safetensors stores dense bytes only).
+LAYOUTS = {"torchzip": lying_strides, "pickle": pickled_views}
 
 
 # -------------------------------------------------------------------------------------------------- run
@@ -240,9 +286,15 @@ def run(seeds: list[Seed], cases: int, seed: int, workdir: Path, marker: Path, p
     for i in range(cases):
         k = i % len(seeds)
         s, data = seeds[k], originals[k]
-        names = list(GENERIC) + ([s.kind] * 2 if s.kind in AWARE else [])
+        names = (list(GENERIC) + ([s.kind] * 2 if s.kind in AWARE else []) +
+                 (["strides"] if s.kind in LAYOUTS else []) + sorted(s.variants))
         mutation = rng.choice(names)
-        mutated = (AWARE[mutation](data, rng, marker) if mutation in AWARE else GENERIC[mutation](data, rng))
+        if mutation in s.variants:
+            mutated = rng.choice(s.variants[mutation]).read_bytes()
+        elif mutation == "strides":
+            mutated = LAYOUTS[s.kind](data, rng, marker)
+        else:
+            mutated = AWARE[mutation](data, rng, marker) if mutation in AWARE else GENERIC[mutation](data, rng)
         case = workdir / f"case{s.path.suffix}"
         case.write_bytes(mutated)
         t0, peak0 = time.perf_counter(), peak_rss_mb()
@@ -250,6 +302,10 @@ def run(seeds: list[Seed], cases: int, seed: int, workdir: Path, marker: Path, p
         dt, step = time.perf_counter() - t0, peak_rss_mb() - peak0
         report.cases += 1
         report.by_mutation[f"{s.name}/{mutation}"] += 1
+        w = report.worst.setdefault(mutation, {"cases": 0, "failures": 0, "worst_s": 0.0, "worst_rss_step_mb": 0.0})
+        w["cases"] += 1
+        w["failures"] += outcome not in ("loaded", "clear")
+        w["worst_s"], w["worst_rss_step_mb"] = max(w["worst_s"], dt), max(w["worst_rss_step_mb"], step)
         if dt > report.max_case_s:
             report.max_case_s, report.slowest_case = dt, f"#{i} {s.name}/{mutation}: {outcome[:120]}"
         if step > 1.0 and step >= biggest:

@@ -183,7 +183,7 @@ def _pct(values) -> dict[str, float]:
 
 def run_latency_bench(preset: str = "demo", seconds: float = 10.0, path: str = "auto", blocksize: int = 256,
                       latency: str | float | None = "low", period: float = 0.5, lead: float = 1.0,
-                      backend: str | None = None, pin_threads: str = "auto", log=print) -> dict:
+                      backend: str | None = None, pin_threads: str = "auto", log=print, device: str = "auto") -> dict:
     """Play ``seconds`` of clicks (one every ``period`` s, after ``lead`` s of silence for warm-up) into the
     capture path and measure onset to frame-ready per click (module docstring). Real time: it takes
     about ``lead + seconds + 0.5`` s plus building the stages. ``latency`` and ``pin_threads`` default to
@@ -204,7 +204,7 @@ def run_latency_bench(preset: str = "demo", seconds: float = 10.0, path: str = "
             log(f"livesound bench latency: {note}; using a file source paced in real time")
     audio, planted = click_train(seconds, period, lead)
     log(f"livesound bench latency: building the {preset!r} stages")
-    stages = build_pipeline(LiveOptions(preset=preset, backend=backend))
+    stages = build_pipeline(LiveOptions(preset=preset, backend=backend, device=device))
     with tempfile.TemporaryDirectory(prefix="livesound-latency-") as tmp:
         wav = Path(tmp) / "clicks.wav"
         import soundfile as sf
@@ -220,7 +220,8 @@ def run_latency_bench(preset: str = "demo", seconds: float = 10.0, path: str = "
                     raise
                 path, note = "file", f"the pulseaudio path failed ({type(e).__name__}: {e})"
                 log(f"livesound bench latency: {note}; using a file source paced in real time")
-                stages = build_pipeline(LiveOptions(preset=preset, backend=backend))  # fresh envelope and state
+                # fresh envelope and state
+                stages = build_pipeline(LiveOptions(preset=preset, backend=backend, device=device))
         if run is None:
             run = _run_file(stages, wav, len(audio), blocksize, pin_threads)
     result = _analyse(run, planted if path == "file" else None)

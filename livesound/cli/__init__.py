@@ -3,7 +3,8 @@ function (its ``run_*`` in the command group's module); ``main`` is the one plac
 exit codes.
 
 Command groups: ``offline`` (generate, embed, convert, presets, optimize, interpolate, eval latent-agreement),
-``live``, ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other evaluations).
+``bank`` (bank build), ``live``, ``directions`` (build), ``export``, ``bench``, ``train`` (train-encoder, train-mapper and the other
+evaluations).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 
 from livesound import __version__
-from livesound.cli import bench, export, live, offline, train
+from livesound.cli import bank, bench, directions, export, live, offline, train
 from livesound.cli.common import Formatter, sub
 
 
@@ -28,9 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     offline.add_generate_parser(subs)
     live.add_parsers(subs)
+    directions.add_parsers(subs)
     export.add_parsers(subs)
     bench.add_parsers(subs)
     offline.add_parsers(subs)
+    bank.add_parsers(subs)
     train.add_parsers(subs, sub)
     for name, run in train.COMMANDS.items():
         subs.choices[name].set_defaults(run=run)
@@ -59,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(["eval", "--help"])
     # Imported once a command runs, not for --help: these pull in torch.
     from livesound.audio.io import AudioError
+    from livesound.live.device import DeviceUnavailable
     from livesound.models.presets import PresetError
     from livesound.weights.checkpoint import CheckpointError
 
     try:
         return args.run(args)
+    except DeviceUnavailable as e:  # the machine lacks what was asked for: a usage problem, as argparse's are
+        print(f"livesound {args.command}: error: {e}", file=sys.stderr)
+        return 2
     except (AudioError, CheckpointError, PresetError, ValueError, OSError) as e:
         print(f"livesound {args.command}: error: {e}", file=sys.stderr)
         return 1

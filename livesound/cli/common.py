@@ -36,6 +36,22 @@ def split_list(text: str | None) -> list[str]:
     return [x.strip() for x in (text or "").split(",") if x.strip()]
 
 
+def device_name(text: str) -> str:
+    """argparse ``type=`` of ``--device``: auto, cpu, cuda or cuda:N (whether that GPU exists is told at run)."""
+    from livesound.live.device import check_device_name
+
+    try:
+        return check_device_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """``--device``: where the command's networks run (`livesound.live.device`)."""
+    p.add_argument("--device", type=device_name, default="auto",
+                   help="where the networks run: auto (the GPU if torch sees one, else the CPU), cpu, cuda, cuda:N")
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The networks of an optimisation: a preset, with paths that override its generator, encoder and CLIP."""
     p.add_argument("--preset", default="demo", help="preset name or preset JSON file")

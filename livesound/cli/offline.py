@@ -1,5 +1,6 @@
-"""The offline commands: ``generate``, ``embed``, ``convert``, ``presets``, ``optimize``, ``interpolate`` and
-``eval latent-agreement``. Each ``run_*`` builds one options object and calls one library function."""
+"""The offline commands: ``generate``, ``embed``, ``convert``, ``presets``, ``optimize``, ``project``,
+``interpolate`` and ``eval latent-agreement``. Each ``run_*`` builds one options object and calls one library
+function."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from livesound.cli.common import (
+    add_device_arg,
     add_loop_args,
     add_model_args,
     model_options,
@@ -23,6 +25,8 @@ OPTIMIZE_EXAMPLE = ("livesound optimize --preset demo --audio sound.wav --steps 
                     "livesound optimize --audio sounds/ --text 'a snowy mountain' --mix coarse=text,fine=audio")
 INTERPOLATE_EXAMPLE = ("livesound interpolate out/optimize/rain/result.npy out/optimize/fire/result.npy "
                        "--steps 48 --mode slerp --out out/path --video out/path.mp4")
+PROJECT_EXAMPLE = ("livesound project photo.png --preset demo --steps 300 --out out/project\n  "
+                   "livesound project --text 'a snowy mountain' --clip ViT-B-32.pt --out out/mountain")
 LATENT_AGREEMENT_EXAMPLE = "livesound eval latent-agreement --data sounds_by_label/ --steps 300 --out agreement.json"
 
 
@@ -45,7 +49,11 @@ def add_generate_parser(subs) -> None:
     g.add_argument("--grid", action="store_true", help="also write all images as one grid.png")
     g.add_argument("--grid-only", action="store_true", help="write only grid.png")
     g.add_argument("--batch", type=int, default=8, help="images computed at once")
-    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_device_arg(g)
+    g.add_argument("--backend", default="torch",
+                   help="the generator's backend: torch, torch-bf16, torch-fp16, onnxruntime, openvino, "
+                        "openvino-bf16, tensorrt, ... or auto (livesound live --backend's names; const noise)")
+    g.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
 
 
 def add_parsers(subs) -> None:
@@ -67,6 +75,9 @@ def add_parsers(subs) -> None:
     e.add_argument("--labels", help="comma-separated labels: print each file's top labels by cosine")
     e.add_argument("--top", type=int, default=3, help="how many labels to print per file")
     e.add_argument("--batch", type=int, default=8, help="files encoded at once")
+    add_device_arg(e)
+    e.add_argument("--max-audio-seconds", type=float, metavar="S",
+                   help="refuse longer files (a small compressed file can decode to gigabytes; default 600)")
 
     c = sub(subs, "convert", "convert a foreign checkpoint to livesound's safetensors format", CONVERT_EXAMPLE)
     c.set_defaults(run=run_convert)
@@ -105,6 +116,24 @@ def add_parsers(subs) -> None:
     o.add_argument("--save-every", type=int, default=20, help="intermediate image every K steps (0: none)")
     o.add_argument("--batch", type=int, default=4, help="targets optimised together")
     o.add_argument("--out", default="out/optimize", help="output folder (one subfolder per target)")
+
+    pj = sub(subs, "project", "find the w+ whose picture matches an image (or free-generate toward a phrase), "
+                              "as a source latent for `livesound live --latent`", PROJECT_EXAMPLE)
+    pj.set_defaults(run=run_project)
+    pj.add_argument("image", nargs="?", metavar="IMAGE", help="image to project (PNG/JPEG/...; centre-cropped square)")
+    pj.add_argument("--text", metavar="PHRASE", help="instead of an image: start from the mean latent and follow "
+                                                     "CLIP toward the phrase (the paper's free generation)")
+    pj.add_argument("--preset", default="demo", help="preset name or preset JSON file")
+    pj.add_argument("--generator", metavar="CKPT", help="generator checkpoint (overrides the preset's)")
+    pj.add_argument("--clip", metavar="WEIGHTS", help="CLIP weights (file or open_clip tag); default: the preset's")
+    pj.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name for --clip")
+    pj.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    pj.add_argument("--steps", type=int, default=300, help="optimisation steps")
+    pj.add_argument("--lr", type=float, default=0.1, help="peak Adam learning rate (ramped as the paper's)")
+    pj.add_argument("--clip-lambda", type=float, default=0.1, help="image mode: weight of the CLIP "
+                                                                   "image-embedding term beside the pixel MSE")
+    pj.add_argument("--out", default="out/project", help="folder for latent.npy, projected.png, "
+                                                         "side_by_side.png and log.json")
 
     i = sub(subs, "interpolate", "render the path between two w+ latents to PNGs and a video", INTERPOLATE_EXAMPLE)
     i.set_defaults(run=run_interpolate)
@@ -148,7 +177,8 @@ def run_generate(args) -> int:
 
     opts = GenerateOptions(preset=args.preset, generator=args.generator, seeds=args.seeds, latents=args.latents,
                            trunc=args.trunc, noise_mode=args.noise_mode, out=args.out, grid=args.grid,
-                           grid_only=args.grid_only, batch=args.batch, device=args.device)
+                           grid_only=args.grid_only, batch=args.batch, device=args.device, backend=args.backend,
+                           threads=args.threads)
     s = generate_images(opts, log=tell("generate"))
     print(f"livesound generate: wrote {s.written} file(s) in {s.seconds:.2f} s ({s.images / s.seconds:.1f} images/s)")
     return 0
@@ -160,7 +190,8 @@ def run_embed(args) -> int:
     opts = EmbedToFileOptions(files=args.files, preset=args.preset, encoder=args.encoder, preprocess=args.preprocess,
                               raw=args.raw, clean_nonfinite=args.clean_nonfinite, out=args.out, clip=args.clip,
                               clip_model=args.clip_model, labels=split_list(args.labels) if args.labels else None,
-                              top=args.top, batch=args.batch)
+                              top=args.top, batch=args.batch, device=args.device,
+                              max_audio_seconds=args.max_audio_seconds)
     s = embed_to_file(opts, log=say("embed"))
     print(f"livesound embed: wrote {s.out} ({s.shape[0]} x {s.shape[1]} float32, {s.kind}, "
           f"{s.preprocess} preprocessing)")
@@ -197,6 +228,22 @@ def run_optimize(args) -> int:
         say("optimize")(f"wrote 0 result(s), skipped {len(s.skipped)} finished ({Path(opts.out)})")
     else:
         say("optimize")(f"wrote {len(s.written)} result(s), skipped {len(s.skipped)} finished, in {s.seconds:.1f} s")
+    return 0
+
+
+def run_project(args) -> int:
+    from livesound.offline.networks import ModelOptions
+    from livesound.offline.project import ProjectConfig, ProjectOptions, project_to_folder
+
+    opts = ProjectOptions(image=args.image, text=args.text, out=args.out,
+                          models=ModelOptions(preset=args.preset, generator=args.generator, clip=args.clip,
+                                              clip_model=args.clip_model, device=args.device),
+                          config=ProjectConfig(steps=args.steps, lr=args.lr, clip_lambda=args.clip_lambda))
+    s = project_to_folder(opts, log=say("project"))
+    fit = f", PSNR {s.psnr:.2f} dB" if s.psnr is not None else ""
+    say("project")(f"{s.steps} steps in {s.seconds:.1f} s, loss {s.first_loss:.4f} -> {s.last_loss:.4f}{fit}")
+    print(f"livesound project: wrote {s.out / 'latent.npy'} (start a live run: livesound live --latent "
+          f"{s.out / 'latent.npy'})")
     return 0
 
 

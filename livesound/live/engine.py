@@ -10,8 +10,8 @@ Threading contract
   arrived since the previous frame (for the onset envelope), runs the recipe's ``draw`` half (``smooth`` ->
   ``map`` -> ``synthesize`` -> ``to_rgb8``) and puts the frame into a latest-wins slot. Stale frames are
   replaced, never queued.
-- Caller / GUI thread: reads ``latest_frame()`` and sets controls (strength, seed, pause, text). Controls are
-  plain attribute writes that the renderer reads once per frame.
+- Caller / GUI thread: reads ``latest_frame()`` and sets controls (strength, seed, pause, text, a latent to
+  glide to). Controls are plain attribute writes that the renderer reads once per frame.
 - Rig hooks (`livesound.rig`: OSC, MIDI, presets, swaps, video out): ``before_frame`` and ``after_frame`` run on
   the renderer thread and only drain a queue of control changes or hand a frame to a latest-wins slot.
 The two workers each run torch with one intra-op thread, so on a 2-core machine each owns a core instead of
@@ -70,6 +70,7 @@ class LiveEngine:
         self._torch_threads = torch_threads
         self._pending_seed: int | None = None
         self._pending_text: tuple[str | None] | None = None
+        self._pending_glide: tuple[torch.Tensor, float] | None = None
         self.error: BaseException | None = None
         self.faults = FaultGuard(pipeline)
         self.strength = pipeline.s.strength
@@ -99,6 +100,10 @@ class LiveEngine:
     def set_text(self, text: str | None) -> None:
         self.text = text or None
         self._pending_text = (self.text,)
+
+    def glide_to(self, ws: torch.Tensor, seconds: float = 1.5) -> None:
+        """Travel the source latent to ``ws`` [1, num_ws, w_dim] over ``seconds`` (from the next frame on)."""
+        self._pending_glide = (ws.detach().cpu().float(), float(seconds))
 
     def drop_pending_seed(self) -> None:
         """Forget a queued seed change (a recalled preset sets the source latent itself)."""
@@ -192,6 +197,9 @@ class LiveEngine:
         if self._pending_text is not None:
             (text,), self._pending_text = self._pending_text, None
             self.pipeline.set_text(text)
+        if self._pending_glide is not None:
+            (ws, seconds), self._pending_glide = self._pending_glide, None
+            self.pipeline.glide_to(ws, seconds)
 
     def _render(self) -> None:
         ring, pipe = self.source.ring, self.pipeline

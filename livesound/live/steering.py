@@ -11,7 +11,16 @@ touching it. ``network`` is the module an accelerated backend exports for the ``
 embedding), or None where the steerer has nothing worth exporting; the torch call stays the reference and serves
 the per-group case.
 
-Implementations: ``MapperSteer`` (a conditional latent mapper, `livesound.models.mapper`).
+A steerer may also edit the generator's styles (``edits_styles``, StyleCLIP's global directions): each call
+then leaves its edit in ``style_delta`` [B, total style channels], which the ``synthesize`` stage adds to the
+styles on the same thread right after. ``fixed_step`` is set by the fixed-step loop (headless files): a steerer
+with background work (live optimisation) then does it inline, so the same file gives the same frames.
+``close()`` ends a steerer's workers and saves what it learned, once, at the end of a show.
+
+Implementations, chosen by name (``--steer``, `livesound.live.steer_choice`): ``MapperSteer`` (a conditional
+latent mapper, `livesound.models.mapper`), ``BankSteer`` (anchors optimised offline, blended by similarity,
+`livesound.live.bank`), ``OptimizeSteer`` (the paper's loss on a worker, `livesound.live.optimize_steer`) and
+``DirectionsSteer`` (StyleCLIP's global directions, `livesound.live.directions_steer`).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ class Steerer(nn.Module):
     """Base of every way of steering; see the module docstring for the call."""
 
     kind = "none"
+    edits_styles = False             # True: each call also leaves a style edit in ``style_delta``
     num_ws: int
     w_dim: int
     clip_dim: int
@@ -33,14 +43,27 @@ class Steerer(nn.Module):
     def __init__(self, trained: bool):
         super().__init__()
         self.trained = bool(trained)  # False: seeded, untrained weights (they move the picture, not by meaning)
+        self.style_delta: torch.Tensor | None = None  # [B, total style channels], set per call when edits_styles
+        self.fixed_step = False      # set by the fixed-step loop: no background work, same input -> same frames
 
     @property
     def network(self) -> nn.Module | None:
         return None
 
+    def close(self) -> None:
+        """Stop any worker and save what was learned; the steerer is not called again."""
+
     def describe(self) -> str:
         """One line for the start message and the overlay, e.g. 'mapper (untrained, seeded)'."""
         return f"{self.kind} ({'trained' if self.trained else 'untrained, seeded'})"
+
+    def check_generator(self, G) -> None:
+        """Raise ValueError when this steering cannot drive ``G`` (a swap of the generator asks first)."""
+
+    def labels_for(self, e: torch.Tensor) -> list[tuple[str, float]]:
+        """What this steering blends for the unit embedding ``e`` [1, D], as (name, weight) pairs for the overlay
+        and OSC out (a bank: its nearest anchors); none for a network that names nothing."""
+        return []
 
 
 class MapperSteer(Steerer):

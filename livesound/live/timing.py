@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-STAGES = ("features", "encode", "smooth", "map", "synthesize", "to_rgb8")
+STAGES = ("features", "encode", "smooth", "map", "synthesize", "upscale", "resize", "to_rgb8")
 
 
 def percentiles(values: Iterable[float], qs: tuple[int, ...] = (50, 95, 99), unit: str = "ms",

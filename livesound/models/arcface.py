@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from livesound.weights.checkpoint import CheckpointError, load_state_checked
+from livesound.weights.untrusted import TENSOR_SLACK_BYTES, check_loaded_tensors
 
 FACE_CROP = (slice(35, 223), slice(32, 220))  # rows, columns of a 256 px FFHQ-aligned face (StyleCLIP)
 WEIGHTS_HINT = ("the identity loss needs InsightFace's IR-SE50 ArcFace weights (model_ir_se50.pth, as "
@@ -105,6 +106,7 @@ def load_arcface(path: str | Path | None, device: str | torch.device = "cpu") ->
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (pickle, zip and unpickler errors alike mean an unusable file)
         raise CheckpointError(path, f"not a readable weights-only torch file ({str(e).splitlines()[0]})") from None
+    check_loaded_tensors(state, path, path.stat().st_size + TENSOR_SLACK_BYTES)  # no stride-0 giants
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from livesound.weights import fields
 from livesound.weights.checkpoint import (
     CheckpointError,
     is_safetensors,
@@ -31,7 +32,12 @@ from livesound.weights.checkpoint import (
     load_state_checked,
     save_own,
 )
-from livesound.weights.untrusted import check_shapes_before_building, check_torch_zip
+from livesound.weights.untrusted import (
+    TENSOR_SLACK_BYTES,
+    check_loaded_tensors,
+    check_shapes_before_building,
+    check_torch_zip,
+)
 
 KIND = "audio_encoder"
 
@@ -54,10 +60,12 @@ class AudioEncoderConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AudioEncoderConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown audio encoder config keys: {sorted(unknown)}")
-        return cls(**d)
+        """From a file's JSON, types and ranges checked (``livesound.fields``)."""
+        return fields.from_dict(cls, d, _ENCODER_BOUNDS, "audio encoder config")
+
+
+_ENCODER_BOUNDS = {"embed_dim": fields.Bounds(1, 8192), "n_mels": fields.Bounds(3, 4096),
+                   "frames": fields.Bounds(3, 65536)}
 
 
 class AudioEncoder(nn.Module):
@@ -166,7 +174,7 @@ def _torch_load_weights_only(path: Path) -> Any:
     try:
         with warnings.catch_warnings():  # torch warns before refusing a TorchScript archive; we say why below
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # a global outside torch's weights-only allow-list
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"names {found.group(1)}, which is" if found else "holds objects that are"
@@ -178,6 +186,8 @@ def _torch_load_weights_only(path: Path) -> Any:
             raise CheckpointError(path, "a TorchScript archive, which livesound does not execute; save the "
                                         "module's state_dict() instead") from None
         raise CheckpointError(path, f"unreadable torch file, truncated or not a checkpoint ({text[:160]})") from None
+    check_loaded_tensors(obj, path, path.stat().st_size + TENSOR_SLACK_BYTES)  # no stride-0 giants
+    return obj
 
 
 def _is_state(d: Any) -> bool:

@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from livesound.weights import fields
 from livesound.weights.checkpoint import (
     CheckpointError,
     load_own,
@@ -112,10 +113,16 @@ class MapperConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MapperConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown mapper config keys: {sorted(unknown)}")
-        return cls(**d)
+        """From a file's JSON, types and ranges checked (``livesound.fields``)."""
+        return fields.from_dict(cls, d, _MAPPER_BOUNDS, "mapper config")
+
+
+_MAPPER_BOUNDS = {
+    "num_ws": fields.Bounds(1, 64), "w_dim": fields.Bounds(1, 8192), "clip_dim": fields.Bounds(1, 8192),
+    "num_layers": fields.Bounds(1, 64), "lr_mul": fields.Bounds(0, 1000, above=True),
+    "group_bounds": fields.Bounds(1, 64, items=(2, 2)), "enabled": fields.Bounds(items=(3, 3)),
+    "film_init": fields.Bounds(0, 100), "out_init": fields.Bounds(0, 100),
+}
 
 
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -19,10 +19,21 @@ are for inference (gradients reach the activations and styles, not the weights t
   demodulation scale, so the epilogue is one multiply-add and an in-place leaky ReLU (2 passes instead of 6).
 - ``channels_last``: NHWC activations and weights, oneDNN's native layout on the CPU.
 ``modconv="grouped"`` is the reference implementations' per-sample grouped convolution, for comparison only.
+
+Reduced precision is ``torch.autocast`` around the synthesis (fp16 on GPUs, bf16 on CPUs): the convolutions run
+in it, while the modulation arithmetic (styles, demodulation), the image skip path (ToRGB and its upsampling)
+and the checkpoint's clamps stay in fp32. Under autocast the styles are divided by their largest magnitude per
+sample before modulating (demodulation cancels the factor exactly), which keeps fp16 activations far from
+overflow, as stylegan2-ada does for its fp16 layers.
+
+Style offsets: ``SynthesisNetwork.forward(ws, style_delta=...)`` adds an edit to every modulated convolution's
+styles, ``styles = affine(w) + delta`` (StyleSpace, as StyleCLIP's global directions edit it; the ToRGB styles are
+left alone). ``style_channels`` gives each convolution's width; a zero or absent delta draws exactly what w+ draws.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from livesound.weights import fields
 from livesound.weights.checkpoint import CheckpointError, load_state_checked, save_own
 from livesound.weights.stylegan2 import read_generator_checkpoint
 from livesound.weights.untrusted import check_shapes_before_building
@@ -78,6 +90,8 @@ class GeneratorConfig:
             raise ValueError(f"{len(self.channels)} channel widths given for {len(resolutions)} blocks")
         if min(self.channels) < 1:
             raise ValueError(f"every block needs at least one channel, got {self.channels}")
+        if not sum(self.blur_kernel) > 0:  # the kernel is normalised by its sum
+            raise ValueError(f"blur_kernel must have a positive sum, got {self.blur_kernel}")
 
     @property
     def num_blocks(self) -> int:
@@ -97,11 +111,20 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
-        return cls(**d)
+        """From a file's JSON: types and ranges checked (``livesound.fields``), so NaN, inf or -5 layers fail
+        with the field's name."""
+        return fields.from_dict(cls, d, _GENERATOR_BOUNDS, "generator config")
+
+
+_SIZE = fields.Bounds(1, 8192)
+_GENERATOR_BOUNDS = {
+    "resolution": fields.Bounds(4, 8192), "z_dim": _SIZE, "w_dim": _SIZE, "c_dim": fields.Bounds(0, 100_000),
+    "mapping_layers": fields.Bounds(1, 64), "mapping_lr_mul": fields.Bounds(0, 1000, above=True),
+    "channels": fields.Bounds(1, 65536, items=(0, 12)), "channel_multiplier": fields.Bounds(1, 64),
+    "channel_base": fields.Bounds(1, 2**26), "channel_max": fields.Bounds(1, 65536),
+    "img_channels": fields.Bounds(1, 4), "conv_clamp": fields.Bounds(0, 1e9, above=True),
+    "blur_kernel": fields.Bounds(0, 1e6, items=(1, 16)),
+}
 
 
 def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -124,6 +147,15 @@ def _fir2d(x: torch.Tensor, fir: torch.Tensor, pad: tuple[int, int]) -> torch.Te
     """Depthwise FIR filter (weights from ``_depthwise_fir``), padding (pad0, pad1) on both axes."""
     x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
     return F.conv2d(x, fir.to(x.dtype), groups=fir.shape[0])
+
+
+def _autocasting(x: torch.Tensor) -> bool:
+    return torch.is_autocast_enabled(x.device.type)
+
+
+def _fp32(x: torch.Tensor):
+    """Autocast off for the block (the arithmetic that must stay fp32 in a reduced-precision frame)."""
+    return torch.autocast(x.device.type, enabled=False) if _autocasting(x) else contextlib.nullcontext()
 
 
 def upsample2d(x: torch.Tensor, fir: torch.Tensor) -> torch.Tensor:
@@ -263,11 +295,18 @@ class ModulatedConv(nn.Module):
         return torch.stack(phases, 1).reshape(o * 4, i, 3, 3)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None,
-                const_noise: bool = False) -> torch.Tensor:
-        """``const_noise``: ``noise`` is this layer's ``noise_const`` (the fused epilogue has it baked in)."""
-        styles = self.affine(w)                                   # [N, in]
-        weight = self.weight * self.weight_gain                   # [out, in, 3, 3]
-        dcoefs = (styles.square() @ weight.square().sum([2, 3]).t() + 1e-8).rsqrt()  # [N, out]
+                const_noise: bool = False, style_delta: torch.Tensor | None = None) -> torch.Tensor:
+        """``const_noise``: ``noise`` is this layer's ``noise_const`` (the fused epilogue has it baked in).
+        ``style_delta`` [N or 1, in]: added to the styles (a StyleSpace edit); None leaves them untouched."""
+        low = _autocasting(x)
+        with _fp32(x):
+            styles = self.affine(w)                               # [N, in]
+            if style_delta is not None:
+                styles = styles + style_delta
+            if low:  # demodulation cancels the per-sample factor; fp16 activations stay small
+                styles = styles / styles.abs().amax(dim=1, keepdim=True)
+            weight = self.weight * self.weight_gain               # [out, in, 3, 3]
+            dcoefs = (styles.square() @ weight.square().sum([2, 3]).t() + 1e-8).rsqrt()  # [N, out]
         if self.modconv == "grouped":
             x = self._grouped_conv(x, styles, weight, dcoefs)
         else:
@@ -366,6 +405,29 @@ class SynthesisNetwork(nn.Module):
         return {"fold_fir": first.fold_fir, "fused_act": first.fused_act, "channels_last": self.channels_last,
                 "modconv": first.modconv}
 
+    @property
+    def style_channels(self) -> list[int]:
+        """Width of each modulated convolution's style vector, in layer order. These are the channels a
+        ``style_delta`` edits (StyleSpace without the ToRGB styles, as StyleCLIP's global directions)."""
+        return [int(layer.affine.weight.shape[0]) for layer in self.layers]
+
+    def styles(self, ws: torch.Tensor) -> torch.Tensor:
+        """The convolutions' styles ``affine(w)`` of w+ [N, num_ws, w_dim], concatenated: [N, sum(style_channels)]."""
+        return torch.cat([layer.affine(ws[:, i].to(self.const.dtype)) for i, layer in enumerate(self.layers)], 1)
+
+    def _split_styles(self, style_delta: torch.Tensor | None) -> list[torch.Tensor | None]:
+        if style_delta is None:
+            return [None] * len(self.layers)
+        widths = self.style_channels
+        torch._assert(style_delta.ndim == 2 and style_delta.shape[1] == sum(widths),
+                      f"style_delta must be [N, {sum(widths)}] (one value per style channel)")
+        style_delta = style_delta.to(self.const.dtype)
+        out, start = [], 0
+        for n in widths:
+            out.append(style_delta[:, start:start + n])
+            start += n
+        return out
+
     def make_noise(self, batch: int, mode: NoiseMode, generator: torch.Generator | None = None
                    ) -> list[torch.Tensor | None]:
         if mode not in NOISE_MODES:
@@ -379,25 +441,37 @@ class SynthesisNetwork(nn.Module):
                 for l in self.layers]
 
     def forward(self, ws: torch.Tensor, noise_mode: NoiseMode = "const",
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, style_delta: torch.Tensor | None = None) -> torch.Tensor:
+        """``style_delta`` [N or 1, sum(style_channels)]: an edit added to the convolutions' styles
+        (``styles = affine(w) + delta``); None (or zeros) draws exactly what w+ alone draws."""
         if ws.ndim == 2:
             ws = ws.unsqueeze(1).repeat(1, self.num_ws, 1)
         torch._assert(ws.ndim == 3 and ws.shape[1] == self.num_ws and ws.shape[2] == self.w_dim,
                       f"ws must be [N, {self.num_ws}, {self.w_dim}] (or [N, {self.w_dim}])")
         ws = ws.to(self.const.dtype)
         noise = self.make_noise(ws.shape[0], noise_mode, generator)
+        delta = self._split_styles(style_delta)
         x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # [N, C, 4, 4]
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         const = noise_mode == "const"
-        x = self.layers[0](x, ws[:, 0], noise[0], const)
-        img = self.torgbs[0](x, ws[:, 1])
+        x = self.layers[0](x, ws[:, 0], noise[0], const, delta[0])
+        img = self._skip(None, 0, x, ws[:, 1])
         for b in range(1, len(self.torgbs)):
             i = 2 * b - 1
-            x = self.layers[i](x, ws[:, i], noise[i], const)
-            x = self.layers[i + 1](x, ws[:, i + 1], noise[i + 1], const)
-            img = upsample2d(img, self.skip_up) + self.torgbs[b](x, ws[:, i + 2])
+            x = self.layers[i](x, ws[:, i], noise[i], const, delta[i])
+            x = self.layers[i + 1](x, ws[:, i + 1], noise[i + 1], const, delta[i + 1])
+            img = self._skip(img, b, x, ws[:, i + 2])
         return img
+
+    def _skip(self, img: torch.Tensor | None, b: int, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The image so far, upsampled, plus block ``b``'s ToRGB; in fp32 even under autocast (the image is the
+        sum of every block's contribution, and fp16's rounding would show as banding)."""
+        if _autocasting(x):
+            x, w = x.float(), w.float()
+        with _fp32(x):
+            rgb = self.torgbs[b](x, w)
+            return rgb if img is None else upsample2d(img, self.skip_up) + rgb
 
 
 class Generator(nn.Module):

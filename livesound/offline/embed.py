@@ -22,6 +22,7 @@ from tqdm import tqdm
 from livesound.audio.features import SAMPLE_RATE, PaperLogMel, StreamLogMel
 from livesound.audio.io import check_readable, load_audio
 from livesound.files import write_npy
+from livesound.live.device import resolve_device
 from livesound.models.clip import ClipModel
 from livesound.models.presets import clip_from_preset, encoder_from_preset, load_preset
 
@@ -35,6 +36,7 @@ class EmbedOptions:
     normalize: bool = True
     batch: int = 8
     nonfinite: str = "reject"
+    max_audio_seconds: float | None = None   # longer files are refused (None: livesound.audio.io's default)
 
 
 @dataclass
@@ -46,12 +48,14 @@ class EmbedToFileOptions:
     preprocess: str = "paper"
     raw: bool = False                 # raw encoder outputs instead of unit vectors
     clean_nonfinite: bool = False     # NaN/inf samples become 0 (with a warning) instead of refusing the file
+    max_audio_seconds: float | None = None   # longer files are refused (None: livesound.audio.io's default)
     out: str = "embeddings.npy"
     clip: str | None = None           # CLIP weights for the labels; None: the preset's
     clip_model: str = "ViT-B-32"
     labels: Sequence[str] | None = None   # None: no labels; given but empty: an error
     top: int = 3
     batch: int = 8
+    device: str = "auto"              # where the encoder runs: auto | cpu | cuda | cuda:N
 
 
 @dataclass
@@ -63,11 +67,12 @@ class EmbedSummary:
     labels: list[tuple[str, list[tuple[str, float]]]]   # (file, [(label, cosine), ...] best first)
 
 
-def features_for(path: str | Path, preprocess: str = "paper", nonfinite: str = "reject") -> torch.Tensor:
+def features_for(path: str | Path, preprocess: str = "paper", nonfinite: str = "reject",
+                 max_seconds: float | None = None) -> torch.Tensor:
     """One file's encoder input [1, 1, 128, 512]; raises ``AudioError`` for unusable audio."""
     if preprocess not in PREPROCESS:
         raise ValueError(f"--preprocess must be one of {PREPROCESS}, not {preprocess!r}")
-    wave = load_audio(path, sr=SAMPLE_RATE, nonfinite=nonfinite)
+    wave = load_audio(path, sr=SAMPLE_RATE, nonfinite=nonfinite, max_seconds=max_seconds)
     with torch.no_grad():
         if preprocess == "paper":
             return PaperLogMel()(torch.from_numpy(wave)[None])
@@ -81,16 +86,18 @@ def embed_files(encoder: torch.nn.Module, opts: EmbedOptions,
     """[len(files), embed_dim] float32, one row per file in order (L2-normalised unless told otherwise)."""
     rows, pending = [], []
 
+    device = next(encoder.parameters()).device
+
     def flush() -> None:
         with torch.no_grad():
-            e = encoder(torch.cat(pending)).float()
+            e = encoder(torch.cat(pending).to(device)).float()
         if opts.normalize:
             e = torch.nn.functional.normalize(e, dim=-1)
-        rows.append(e.numpy())
+        rows.append(e.cpu().numpy())
         pending.clear()
 
     for path in progress(opts.files):
-        pending.append(features_for(path, opts.preprocess, opts.nonfinite))
+        pending.append(features_for(path, opts.preprocess, opts.nonfinite, opts.max_audio_seconds))
         if len(pending) == opts.batch:
             flush()
     if pending:
@@ -117,8 +124,9 @@ def embed_to_file(opts: EmbedToFileOptions, log: Callable[[str], None] = lambda 
         check_readable(f)
     if opts.labels is not None and not list(opts.labels):
         raise ValueError("--labels is empty")
+    device = resolve_device(opts.device)
     preset = load_preset(opts.preset)
-    encoder = encoder_from_preset(preset, opts.encoder).eval()
+    encoder = encoder_from_preset(preset, opts.encoder, device=device).eval()
     clip = None
     if opts.labels is not None:
         if opts.clip is not None:
@@ -129,7 +137,8 @@ def embed_to_file(opts: EmbedToFileOptions, log: Callable[[str], None] = lambda 
                 log("note: the demo preset's CLIP is untrained; its labels mean nothing. "
                     "Pass --clip WEIGHTS for real ones.")
     how = EmbedOptions(files=opts.files, preprocess=opts.preprocess, normalize=not opts.raw,
-                       batch=max(1, opts.batch), nonfinite="clean" if opts.clean_nonfinite else "reject")
+                       batch=max(1, opts.batch), nonfinite="clean" if opts.clean_nonfinite else "reject",
+                       max_audio_seconds=opts.max_audio_seconds)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         emb = embed_files(encoder, how, lambda it: tqdm(it, unit="file", file=sys.stderr,

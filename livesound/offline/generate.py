@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 import time
@@ -15,7 +16,11 @@ import torch
 from tqdm import tqdm
 
 from livesound.files import save_png
+from livesound.live.backends import make_backend
+from livesound.live.device import resolve_device
+from livesound.models.fast_paths import apply_fast_paths
 from livesound.models.presets import generator_from_preset, load_preset
+from livesound.weights.untrusted import TENSOR_SLACK_BYTES, check_loaded_tensors
 
 
 @dataclass
@@ -30,7 +35,9 @@ class GenerateOptions:
     grid: bool = False                # also write grid.png
     grid_only: bool = False           # write only grid.png
     batch: int = 8
-    device: str = "cpu"
+    device: str = "auto"              # auto | cpu | cuda | cuda:N (livesound.live.device)
+    backend: str = "torch"            # a stage backend of livesound.live.backends, or auto
+    threads: int = 0                  # CPU threads of torch, ONNX Runtime and OpenVINO (0: all cores)
 
 
 @dataclass
@@ -64,6 +71,7 @@ def load_latents(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
     path = Path(path)
     if path.suffix == ".pt":
         arr = torch.load(path, map_location="cpu", weights_only=True)
+        check_loaded_tensors(arr, path, path.stat().st_size + TENSOR_SLACK_BYTES)  # .float() would copy a giant
         if isinstance(arr, dict):
             arr = next((v for v in arr.values() if isinstance(v, torch.Tensor)), None)
         if not isinstance(arr, torch.Tensor):
@@ -92,14 +100,18 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def render(G, ws: torch.Tensor, batch: int = 8, noise_mode: str = "const", seed: int = 0
+def render(G, ws: torch.Tensor, batch: int = 8, noise_mode: str = "const", seed: int = 0, synthesize=None
            ) -> Iterator[np.ndarray]:
-    """Yield uint8 images [H, W, C] one by one, computing ``batch`` at a time."""
+    """Yield uint8 images [H, W, C] one by one, computing ``batch`` at a time; ``synthesize``: a stage backend
+    to draw with instead of ``G.synthesis`` (constant noise only)."""
     gen = torch.Generator(device=G.synthesis.const.device).manual_seed(seed)
     with torch.no_grad():
         for i in range(0, ws.shape[0], batch):
             chunk = ws[i:i + batch].to(G.synthesis.const.device)
-            yield from to_uint8(G.synthesis(chunk, noise_mode=noise_mode, generator=gen))
+            if synthesize is not None:
+                yield from to_uint8(synthesize(chunk))
+            else:
+                yield from to_uint8(G.synthesis(chunk, noise_mode=noise_mode, generator=gen))
 
 
 def grid(images: Sequence[np.ndarray], cols: int | None = None) -> np.ndarray:
@@ -120,10 +132,19 @@ def generate_images(opts: GenerateOptions, log: Callable[[str], None] = lambda s
     and/or ``grid.png``. ``log`` hears the plan before the (possibly long) rendering starts."""
     if opts.batch < 1:
         raise ValueError("--batch must be at least 1")
+    device = resolve_device(opts.device)
     preset = load_preset(opts.preset)
     psi = preset.truncation_psi if opts.trunc is None else opts.trunc
     noise_mode = opts.noise_mode or preset.noise_mode
-    G = generator_from_preset(preset, opts.generator, device=opts.device)
+    if opts.backend != "torch" and noise_mode != "const":
+        raise ValueError(f"--backend {opts.backend} draws the checkpoint's constant noise: use --noise-mode const")
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    G = generator_from_preset(preset, opts.generator, device=device)
+    synthesize = None
+    if opts.backend != "torch":
+        synthesize = make_backend("synthesize", opts.backend, apply_fast_paths(G), opts.threads or os.cpu_count() or 1,
+                                  device)
     if opts.latents:
         ws = load_latents(opts.latents, G.num_ws, G.w_dim)
         names = [f"latent{i:04d}.png" for i in range(ws.shape[0])]
@@ -133,11 +154,12 @@ def generate_images(opts: GenerateOptions, log: Callable[[str], None] = lambda s
             ws = G.mapping(G.z_from_seeds(seeds), truncation_psi=psi)
         names = [f"seed{s:04d}.png" for s in seeds]
     out = Path(opts.out)
-    log(f"{len(names)} image(s) at {G.resolution} px, truncation {psi}, noise {noise_mode} -> {out}")
+    how = f"{getattr(synthesize, 'name', 'torch')} on {device}"
+    log(f"{len(names)} image(s) at {G.resolution} px, truncation {psi}, noise {noise_mode}, {how} -> {out}")
     keep = opts.grid or opts.grid_only
     images = []
     t0 = time.perf_counter()
-    bar = tqdm(render(G, ws, opts.batch, noise_mode), total=len(names), unit="img",
+    bar = tqdm(render(G, ws, opts.batch, noise_mode, synthesize=synthesize), total=len(names), unit="img",
                disable=len(names) < 4 or None, file=sys.stderr)
     for name, img in zip(names, bar):
         if not opts.grid_only:

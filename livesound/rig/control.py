@@ -1,15 +1,20 @@
 """The performer's parameters by name, one table for OSC, MIDI, preset keys and the window.
 
 Threading: ``submit`` may be called from any thread (the OSC listener, the MIDI backend's callback, the GUI);
-it checks the arguments there and appends to a deque. ``apply_pending`` runs on the renderer thread before
+it checks the arguments there and appends to a bounded queue (``MAX_QUEUED``: a flood drops the oldest changes,
+counted in ``dropped``, instead of growing without end). ``apply_pending`` runs on the renderer thread before
 each frame (the engine's ``before_frame`` hook, or the fixed-step loop's), so every change lands between two
-frames and the frame loop never shares a half-written state with another thread.
+frames and the frame loop never shares a half-written state with another thread. Failures are logged through a
+rate limit (a few lines per ten seconds for each parameter, the rest counted), so a flood of bad messages
+cannot flood the log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
+import threading
+import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,6 +56,7 @@ PARAMS: dict[str, Param] = {
     "mapper": Param("s", help="swap in a mapper checkpoint (loads on the side)"),
 }
 MAX_STRING = 1024  # longer strings are refused: a text prompt or a checkpoint path never needs more
+MAX_QUEUED = 256   # changes waiting for the next frame; a performer's controls never come near
 
 
 class ControlError(ValueError):
@@ -117,19 +123,55 @@ class StepTarget:
         self.text = text or None
 
 
+class RateLimitedLog:
+    """At most ``burst`` lines per ``window_s`` for each key; the rest are counted, and the next line that gets
+    through says how many were held back. Any thread."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 3, window_s: float = 10.0):
+        self.logger, self.burst, self.window_s = logger, burst, window_s
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}
+        self.suppressed: Counter[str] = Counter()
+        self._held: Counter[str] = Counter()
+
+    def log(self, level: int, key: str, message: str, *args) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            start, n = self._windows.get(key, (now, 0))
+            if now - start >= self.window_s:
+                start, n = now, 0
+            self._windows[key] = (start, n + 1)
+            if n >= self.burst:
+                self.suppressed[key] += 1
+                self._held[key] += 1
+                return False
+            held, self._held[key] = self._held[key], 0
+        if held:
+            message += f" ({held} more like it were not logged)"
+        self.logger.log(level, message, *args)
+        return True
+
+
 class Controls:
     """Named parameter changes, queued from any thread, applied on the renderer thread.
 
     ``target`` is a LiveEngine or a StepTarget. ``actions`` adds handlers the rig owns (preset, record, swap):
-    name -> callable(*args).
+    name -> callable(*args). ``checks`` adds checks run at ``submit`` (name -> callable(*args) raising
+    ControlError), so a refused change is told to its sender's thread and never queued.
     """
 
-    def __init__(self, target, actions: dict[str, Callable] | None = None):
+    def __init__(self, target, actions: dict[str, Callable] | None = None,
+                 checks: dict[str, Callable] | None = None, max_queued: int = MAX_QUEUED):
         self.target = target
         self.actions = dict(actions or {})
+        self.checks = dict(checks or {})
+        self.max_queued = max_queued
         self._queue: deque[tuple[str, tuple]] = deque()
+        self._lock = threading.Lock()
         self.applied = 0
         self.failed = 0
+        self.dropped = 0   # queued changes dropped because newer ones filled the queue
+        self.errors = RateLimitedLog(log)
 
     @property
     def pipeline(self):
@@ -137,18 +179,36 @@ class Controls:
 
     def submit(self, name: str, *args) -> None:
         """Queue a change (any thread); ControlError at once when the name or arguments are wrong."""
-        self._queue.append((name, check_args(name, args)))
+        args = check_args(name, args)
+        if name == "text" and args[0] and getattr(self.pipeline, "clip", None) is None:
+            # Told here, once per message: applied, it would fail on the renderer thread every time.
+            raise ControlError("unavailable", "text steering needs CLIP weights (--clip); /text refused")
+        if name in self.checks:
+            self.checks[name](*args)
+        with self._lock:
+            full = len(self._queue) >= self.max_queued
+            if full:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append((name, args))
+        if full:
+            self.errors.log(logging.WARNING, "queue_full", "livesound rig: more than %d changes waiting for the "
+                            "next frame; the oldest are dropped (counted in controls_dropped)", self.max_queued)
 
     def apply_pending(self) -> None:
         """Renderer thread, between frames: apply every queued change in order."""
-        while self._queue:
-            name, args = self._queue.popleft()
+        while True:
+            with self._lock:
+                if not self._queue:
+                    return
+                name, args = self._queue.popleft()
             try:
                 self.apply(name, *args)
                 self.applied += 1
             except Exception as e:  # noqa: BLE001 - a bad value must not stop the frame loop; it is reported
                 self.failed += 1
-                log.error("livesound rig: %s %s failed: %s", name, " ".join(map(str, args)), e)
+                self.errors.log(logging.ERROR, name, "livesound rig: %s %s failed: %s", name,
+                                " ".join(map(str, args))[:200], e)
 
     def apply(self, name: str, *args) -> None:
         t, st = self.target, self.target.pipeline

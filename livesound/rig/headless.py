@@ -64,7 +64,7 @@ def _save(frame_rgb, path: Path, recorder) -> None:
 
 def _fixed_step(stages, opts, frames, out, hop_fps, recorder, stop, rig_opts=None, rig_stats=None) -> dict:
 
-    audio = load_audio(opts.source, sr=stages.sample_rate)
+    audio = load_audio(opts.source, sr=stages.sample_rate, max_seconds=opts.max_audio_seconds)
     hop = max(1, round(stages.sample_rate / hop_fps))
     written = 0
     rig = open_rig(stages, rig_opts)

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from livesound.rig.control import PARAMS, ControlError, Controls
+from livesound.weights import fields
 
 log = logging.getLogger("livesound")
 TOGGLES = ("pause", "record")
@@ -39,15 +40,18 @@ class MidiBinding:
         return self.kind, self.channel, self.number
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MidiBinding":
-        try:
-            b = cls(str(d["kind"]), int(d["channel"]), int(d["number"]), str(d["param"]),
-                    None if d.get("value") is None else int(d["value"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"MIDI binding {d!r}: {type(e).__name__}: {e}") from None
-        if b.kind not in ("cc", "note") or b.param not in PARAMS or not 0 <= b.channel < 16 or not 0 <= b.number < 128:
-            raise ValueError(f"MIDI binding {d!r}: kind cc|note, channel 0-15, number 0-127 and a known parameter")
-        return b
+    def from_dict(cls, d: dict, where: str = "MIDI binding") -> "MidiBinding":
+        """From a preset file's JSON; ``fields.FieldError`` (a ValueError) names the field (``midi[2].channel``)."""
+        d = fields.obj(d, where)
+        for key in ("kind", "channel", "number", "param"):
+            if key not in d:
+                raise fields.FieldError(f"{where}.{key}", "missing")
+        value = d.get("value")
+        return cls(fields.text(d["kind"], f"{where}.kind", fields.Bounds(choices=("cc", "note"))),
+                   fields.integer(d["channel"], f"{where}.channel", fields.Bounds(0, 15)),
+                   fields.integer(d["number"], f"{where}.number", fields.Bounds(0, 127)),
+                   fields.text(d["param"], f"{where}.param", fields.Bounds(choices=tuple(PARAMS))),
+                   None if value is None else fields.integer(value, f"{where}.value", fields.Bounds(0, 2**31 - 1)))
 
 
 class MidiMap:

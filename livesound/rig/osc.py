@@ -5,6 +5,9 @@ next frame. The listener owns its socket and thread, so it can count what it ref
 not one well-formed, known, well-typed message is counted by kind (``malformed``, ``oversized``,
 ``unknown_address``, ``wrong_type``, ``wrong_arity``, ``out_of_range``) and each kind is logged once. Bundles
 are unpacked and their messages applied at once (time tags are not scheduled: a live rig wants them now).
+OSC has no authentication: the listener stays on loopback unless the rig is told otherwise (``--osc-in`` on
+another address needs ``--osc-listen-any``), and ``allow_from`` (``--osc-allow-from``) limits the senders whose
+datagrams are read at all; the others are counted as ``sender_refused``.
 
 Out: once per rendered frame, on the renderer thread, a handful of small datagrams to one address:
 ``/livesound/level f``, ``/onset f``, ``/bands f f f``, ``/pulse f``, ``/motion f``, ``/fps f``, ``/seed i``,
@@ -19,10 +22,12 @@ called on the renderer thread and never blocks.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
 from collections import Counter
+from typing import Collection
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
@@ -48,11 +53,44 @@ def parse_host_port(text: str, what: str = "--osc-in") -> tuple[str, int]:
     return host, number
 
 
-class OscIn:
-    """UDP listener feeding a Controls; ``counts`` has one entry per kind of refused packet plus ``applied``."""
+def _addresses(host: str) -> set[str]:
+    """Every IP address ``host`` names (a literal address, or a name resolved now); ValueError if none."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ValueError(f"{host!r} is not an address or a known host name ({e})") from None
+    return {_plain(info[4][0]) for info in infos}
 
-    def __init__(self, controls: Controls, host: str = DEFAULT_HOST, port: int = 9000):
+
+def _plain(address: str) -> str:
+    """An address as compared here: IPv4-mapped IPv6 (``::ffff:10.0.0.2``) as IPv4, no zone index."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` names is this machine's loopback (only local programs can send)."""
+    try:
+        return all(ipaddress.ip_address(a).is_loopback for a in _addresses(host))
+    except ValueError:
+        return False
+
+
+class OscIn:
+    """UDP listener feeding a Controls; ``counts`` has one entry per kind of refused packet plus ``applied``.
+
+    ``allow_from``: addresses or host names whose datagrams are read; empty reads every sender's."""
+
+    def __init__(self, controls: Controls, host: str = DEFAULT_HOST, port: int = 9000,
+                 allow_from: Collection[str] = ()):
         self.controls = controls
+        self.allow_from: set[str] = set()
+        for sender in allow_from:
+            try:
+                self.allow_from |= _addresses(sender)
+            except ValueError as e:
+                raise ValueError(f"--osc-allow-from: {e}") from None
         self.counts: Counter[str] = Counter()
         self._logged: set[str] = set()
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
@@ -79,12 +117,15 @@ class OscIn:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data, _ = self.sock.recvfrom(MAX_DATAGRAM)
+                data, sender = self.sock.recvfrom(MAX_DATAGRAM)
             except socket.timeout:
                 continue
             except OSError as e:
                 if not self._stop.is_set():
                     self._refuse("socket_error", f"receiving failed: {e}")
+                continue
+            if self.allow_from and _plain(sender[0]) not in self.allow_from:
+                self._refuse("sender_refused", f"a datagram from {sender[0]}, which --osc-allow-from does not name")
                 continue
             self.handle(data)
 

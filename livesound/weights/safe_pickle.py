@@ -5,7 +5,10 @@ which executes the source code stored in ``meta["module_src"]``. Here that name 
 returns a ``PersistentObject`` record of the class name and the module's ``__dict__`` instead; the source is
 kept as an inert string and never compiled. Every other global the pickle names must be on a short
 allow-list of data constructors (tensors, storages, ordered dicts, NumPy dtypes and scalars, EasyDict);
-anything else (``os.system``, ``builtins.eval``, arbitrary classes) stops loading at once.
+anything else (``os.system``, ``builtins.eval``, arbitrary classes) stops loading at once. Each tensor's
+shape, strides and offset are checked against its storage before the tensor is built, and the tensors' bytes
+together against the pickle's size (`livesound.weights.untrusted.layout_problem`), so a stride-0 or overlapping
+view cannot describe a giant that a later copy would materialise.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from livesound.weights.untrusted import prescan_pickle
+from livesound.weights.untrusted import TENSOR_SLACK_BYTES, layout_problem, prescan_pickle
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -29,6 +32,10 @@ class UnsafePickleError(pickle.UnpicklingError):
         super().__init__(f"refused to load {module}.{name}: not on the allow-list of data constructors "
                          "(the file may try to run code)")
         self.global_name = f"{module}.{name}"
+
+
+class TensorSizeError(pickle.UnpicklingError):
+    """A tensor whose layout or size the pickle's bytes cannot back (checked before it is built)."""
 
 
 @dataclass
@@ -107,7 +114,6 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
     ("dnnlib.util", "EasyDict"): EasyDict,
     ("dnnlib", "EasyDict"): EasyDict,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch.storage", "_load_from_bytes"): _load_from_bytes,
@@ -124,11 +130,19 @@ _TORCH_DTYPES = {"float16", "float32", "float64", "bfloat16", "int8", "int16", "
 
 
 class RestrictedUnpickler(pickle.Unpickler):
+    """``budget_bytes``: the most tensor data the pickle may describe (its own size: values are stored once)."""
+
+    def __init__(self, file, budget_bytes: int):
+        super().__init__(file)
+        self.budget_bytes, self.tensor_bytes = budget_bytes, 0
+
     def find_class(self, module: str, name: str) -> Any:
         # Protocol 2 pickles written by Python 3 use Python 2's module names (__builtin__, copy_reg).
         if (module, name) in _compat_pickle.NAME_MAPPING:
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return self._rebuild_tensor
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module == "torch" and name in _TORCH_DTYPES:
@@ -142,6 +156,23 @@ class RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("persistent ids are not used by network pickles")
 
+    def _rebuild_tensor(self, storage, storage_offset, size, stride, *rest):
+        """torch's ``_rebuild_tensor_v2``, after the layout and the running total have been checked."""
+        if not isinstance(storage, torch.storage.TypedStorage):
+            raise pickle.UnpicklingError(f"a tensor over a {type(storage).__name__}, not a storage")
+        itemsize = storage.dtype.itemsize  # (TypedStorage.size() and element_size() warn of deprecation)
+        problem = layout_problem(size, stride, storage_offset, storage._untyped_storage.nbytes() // itemsize)
+        if problem:
+            raise TensorSizeError(f"refused a tensor that lies about its size: {problem}")
+        numel = 1
+        for n in size:
+            numel *= int(n)
+        self.tensor_bytes += numel * itemsize
+        if self.tensor_bytes > self.budget_bytes:
+            raise TensorSizeError(f"its tensors describe more than {self.tensor_bytes} bytes of values, "
+                                         f"more than the file's {self.budget_bytes - TENSOR_SLACK_BYTES} bytes hold")
+        return torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, *rest)
+
 
 def safe_load_pickle(f) -> Any:
     """Unpickle a NVIDIA network pickle from a binary file object; raise on anything not allowed.
@@ -151,4 +182,4 @@ def safe_load_pickle(f) -> Any:
 
     data = f.read()
     prescan_pickle(data)
-    return RestrictedUnpickler(io.BytesIO(data)).load()
+    return RestrictedUnpickler(io.BytesIO(data), len(data) + TENSOR_SLACK_BYTES).load()

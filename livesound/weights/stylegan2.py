@@ -24,10 +24,11 @@ import torch
 from livesound.weights.checkpoint import CheckpointError, is_safetensors, load_own
 from livesound.weights.safe_pickle import (
     PersistentObject,
+    TensorSizeError,
     UnsafePickleError,
     safe_load_pickle,
 )
-from livesound.weights.untrusted import check_torch_zip
+from livesound.weights.untrusted import TENSOR_SLACK_BYTES, check_loaded_tensors, check_torch_zip
 
 # The first bytes of torch's legacy (pre-zip) serialisation: the pickled magic number.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
@@ -76,6 +77,9 @@ def _torch_load(path: Path) -> dict:
     except Exception as e:  # noqa: BLE001 - torch's reader on damaged bytes raises anything (KeyError, Assertion...)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise CheckpointError(path, f"truncated or corrupt torch file ({first})") from None
+    # Before any tensor is used (the lr-multiplier guess and the fp32 copies read them): no stride-0 or
+    # overlapping giants, and no more values than the file has bytes.
+    check_loaded_tensors(obj, path, path.stat().st_size + TENSOR_SLACK_BYTES)
     if not isinstance(obj, dict):
         raise CheckpointError(path, f"expected a dict with 'g_ema', found {type(obj).__name__}")
     return obj
@@ -92,6 +96,8 @@ def _nvidia_load(path: Path) -> dict:
                     "stylegan2-ada-pytorch legacy.py or rosinality's convert_weight.py) where TensorFlow runs.")
         raise CheckpointError(path, f"refused: it names {e.global_name}, which is not a data constructor; "
                                     f"nothing from it was executed.{hint}") from None
+    except TensorSizeError as e:
+        raise CheckpointError(path, str(e)) from None
     except Exception as e:  # noqa: BLE001 - damaged bytes reach torch's storage reader, which raises anything
         first = (str(e).strip().splitlines() or [""])[0][:200]  # torch's own errors run to many lines
         raise CheckpointError(path, f"truncated or corrupt pickle ({type(e).__name__}: {first})") from None

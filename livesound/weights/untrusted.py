@@ -1,10 +1,12 @@
 """Checks that run on an untrusted weights file before anything it declares is allocated.
 
 A hostile or corrupt file can declare sizes it does not hold: a pickle opcode announcing a 100 GB byte string,
-a zip record claiming terabytes, a config asking for a 2^20-pixel generator. Readers that trust the declaration
-allocate first and fail later (or never). Each check here compares what the file declares with the bytes it
-actually has, or builds the model on PyTorch's ``meta`` device (shapes only, no memory) and compares its tensor
-shapes with the file's, so the real model is only built when the file's own tensors can fill it.
+a zip record claiming terabytes, a config asking for a 2^20-pixel generator, a tensor whose shape and strides
+describe a giant over four bytes of storage (``zeros(1).expand(N, N)`` pickles as stride 0, and every copy of it
+is N x N). Readers that trust the declaration allocate first and fail later (or never). Each check here compares
+what the file declares with the bytes it actually has, or builds the model on PyTorch's ``meta`` device (shapes
+only, no memory) and compares its tensor shapes with the file's, so the real model is only built when the file's
+own tensors can fill it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,62 @@ import torch
 from livesound.weights.checkpoint import CheckpointError
 
 MAX_PICKLE_STACK = 50_000  # items on the unpickler's stack at once; network pickles stay near a thousand
+# Bytes of tensor data a file may describe beyond its own size: headers and alignment aside, a tensor's values
+# are stored once, so every distinct tensor together fits in the file.
+TENSOR_SLACK_BYTES = 4096
+
+
+def layout_problem(shape, stride, offset: int, storage_elems: int) -> str | None:
+    """Why a tensor of ``shape``/``stride``/``offset`` over ``storage_elems`` elements is refused, or None.
+
+    Refused: a stride of 0 on a dimension longer than 1 (one stored value repeated), strides that make two
+    indices share an element (a sparse file value read many times), and an extent beyond the storage. Checked on
+    plain integers, before any tensor exists."""
+    try:
+        shape, stride, offset = [int(s) for s in shape], [int(s) for s in stride], int(offset)
+    except (TypeError, ValueError):
+        return "shape, strides and offset must be integers"
+    if len(shape) != len(stride) or any(s < 0 for s in (*shape, *stride)) or offset < 0 or len(shape) > 16:
+        return f"inconsistent layout (shape {shape[:16]}, strides {stride[:16]}, offset {offset})"
+    if 0 in shape:
+        return None
+    reach = 0  # the furthest element reached by the dimensions seen so far, smallest stride first
+    for size, st in sorted(((n, st) for n, st in zip(shape, stride) if n > 1), key=lambda d: d[1]):
+        if st == 0:
+            return f"stride 0 repeats one stored value {size} times (shape {shape})"
+        if st <= reach:
+            return f"overlapping strides {stride} for shape {shape} (elements are read more than once)"
+        reach += (size - 1) * st
+    if offset + reach + 1 > storage_elems:
+        return (f"shape {shape} with strides {stride} needs {offset + reach + 1} elements, its storage holds "
+                f"{storage_elems}")
+    return None
+
+
+def check_loaded_tensors(obj, source: Path | str, budget_bytes: int) -> None:
+    """Every tensor in a ``torch.load`` result (dicts, lists and tuples walked) must have an honest layout, and
+    their distinct views together at most ``budget_bytes``: a file cannot hold more values than bytes."""
+    total, seen, stack = 0, set(), [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, torch.Tensor):
+            key = (item.untyped_storage().data_ptr(), item.storage_offset(), tuple(item.shape), item.stride(),
+                   item.dtype)
+            if key in seen:
+                continue
+            seen.add(key)
+            problem = layout_problem(item.shape, item.stride(), item.storage_offset(),
+                                     item.untyped_storage().nbytes() // max(1, item.element_size()))
+            if problem:
+                raise CheckpointError(source, f"refused a tensor that lies about its size: {problem}")
+            total += item.numel() * item.element_size()
+            if total > budget_bytes:
+                raise CheckpointError(source, f"its tensors describe more than {total} bytes of values, more "
+                                              f"than the file's {budget_bytes - TENSOR_SLACK_BYTES} bytes hold")
 
 
 def prescan_pickle(data: bytes) -> None:

@@ -8,14 +8,18 @@ import torch
 
 
 class TorchBackend:
-    """``backend(*tensors) -> tensor``: the module itself, without autograd."""
+    """``backend(*tensors) -> tensor``: the module itself, without autograd (tensor inputs moved to ``device``
+    where one is given; the module is already there)."""
 
     name = "torch"
 
-    def __init__(self, module: torch.nn.Module | Callable):
+    def __init__(self, module: torch.nn.Module | Callable, device: torch.device | str | None = None):
         self.module = module
+        self.device = torch.device(device) if device is not None else None
 
     def __call__(self, *args):
+        if self.device is not None:
+            args = [a.to(self.device) if isinstance(a, torch.Tensor) else a for a in args]
         with torch.inference_mode():
             return self.module(*args)
 

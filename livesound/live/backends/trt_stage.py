@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporters.tensorrt import (
+    BuildSettings,
     _torch_dtype,
     build_engine,
     engine_is_current,
@@ -13,12 +14,14 @@ from exporters.tensorrt import (
 )
 
 
-def tensorrt_backend(onnx_path: Path) -> "TensorRTBackend":
-    """The engine beside ``onnx_path`` (built, or rebuilt when the graph changed), ready to run."""
-    engine = onnx_path.with_suffix(".engine")
-    if not engine.is_file() or not engine_is_current(engine, onnx_path):
-        build_engine(onnx_path, engine)
-    return TensorRTBackend(engine)
+def tensorrt_backend(onnx_path: Path, precision: str = "fp32", device=None) -> "TensorRTBackend":
+    """The engine beside ``onnx_path`` (built, or rebuilt when the graph or the precision changed), ready to run
+    on ``device`` (a CUDA ``torch.device``; None: the current GPU)."""
+    engine = onnx_path.with_suffix(".engine" if precision == "fp32" else f".{precision}.engine")
+    if not engine.is_file() or not engine_is_current(engine, onnx_path, BuildSettings(precision)):
+        build_engine(onnx_path, engine, precision=precision)
+    return TensorRTBackend(engine, device=getattr(device, "index", None),
+                           name="tensorrt" if precision == "fp32" else f"tensorrt-{precision}")
 
 
 class TensorRTBackend:
@@ -32,7 +35,8 @@ class TensorRTBackend:
 
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | Path, device: int | None = None):
+    def __init__(self, engine_path: str | Path, device: int | None = None, name: str = "tensorrt"):
+        self.name = name
         trt = import_tensorrt()
         require_cuda()
         import torch

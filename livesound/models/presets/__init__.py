@@ -28,6 +28,7 @@ from livesound.models.stylegan2 import (
     build_generator,
     load_generator,
 )
+from livesound.weights import fields
 
 
 class PresetError(Exception):
@@ -42,6 +43,7 @@ class Preset:
     truncation_psi: float = 0.7
     noise_mode: str = "const"
     extra: dict = field(default_factory=dict)  # entries later stages read (encoder, mapper, ...)
+    source: str = ""                           # where it was read from, for error messages
 
     @property
     def embedded(self) -> bool:
@@ -59,11 +61,14 @@ def list_presets() -> list[Preset]:
 
 
 def describe_presets(as_json: bool = False) -> str:
-    """``livesound presets``: each preset with where its generator is (embedded, found or needed), or JSON."""
+    """``livesound presets``: each preset with where its generator is (embedded, found or needed), whether each
+    network is trained (a file) or untrained (seeded), and how it steers by default; or all of it as JSON."""
     presets = list_presets()
     if as_json:
-        return json.dumps([{"name": p.name, "description": p.description, "generator": p.generator}
-                           for p in presets], indent=2)
+        return json.dumps([{"name": p.name, "description": p.description, "generator": p.generator,
+                            "networks": {k: {"trained": s.trained, "from": s.source}
+                                         for k, s in network_states(p).items()},
+                            "steering": default_steering(p)} for p in presets], indent=2)
     lines = []
     for p in presets:
         if p.embedded:
@@ -71,8 +76,49 @@ def describe_presets(as_json: bool = False) -> str:
         else:
             ckpt = models_dir() / p.generator["checkpoint"]
             where = f"{'found' if ckpt.is_file() else 'needs'} {ckpt}"
-        lines.append(f"{p.name:16s} {where}\n{'':16s} {p.description}")
+        nets = ", ".join(f"{k} {'trained' if s.trained else 'UNTRAINED'} ({s.source})"
+                         for k, s in network_states(p).items())
+        lines.append(f"{p.name:16s} {where}\n{'':16s} {p.description}\n{'':16s} networks: {nets}\n"
+                     f"{'':16s} steering: {default_steering(p)}")
     return "\n".join(lines)
+
+
+@dataclass
+class NetworkState:
+    trained: bool                     # False: built from a seed (random weights)
+    source: str                       # "file NAME", "seed S", "--generator PATH", ...
+
+
+def network_states(preset: Preset, generator: str | None = None, encoder: str | None = None,
+                   clip: str | None = None, mapper: str | None = None) -> dict[str, NetworkState]:
+    """For each network (generator, encoder, clip, mapper): trained (from a file) or untrained (seeded), given the
+    command line's overrides (a path always means a file)."""
+    def state(entry: dict, override: str | None, flag: str, default: dict) -> NetworkState:
+        if override is not None:
+            return NetworkState(True, f"{flag} {Path(override).name}")
+        entry = entry if entry is not None else default
+        if "checkpoint" in entry:
+            return NetworkState(True, f"file {entry['checkpoint']}")
+        if "seed" in entry:
+            return NetworkState(False, f"seed {entry['seed']}")
+        return NetworkState(True, f"{entry.get('model', PAPER_CLIP['model'])} {entry.get('weights', '')}".strip())
+
+    x = preset.extra
+    return {"generator": state(preset.generator, generator, "--generator", {}),
+            "encoder": state(x.get("encoder"), encoder, "--encoder", PAPER_ENCODER),
+            "clip": state(x.get("clip"), clip, "--clip", PAPER_CLIP),
+            "mapper": state(x.get("mapper"), mapper, "--mapper", {"seed": 0})}
+
+
+def default_steering(preset: Preset) -> str:
+    """How ``livesound live`` steers with this preset and no options (livesound.live.steer_choice's rule)."""
+    if network_states(preset)["mapper"].trained:
+        return "mapper (trained)"
+    if "bank" in preset.extra:
+        how = "built on first use" if "build" in preset.extra["bank"] else f"file {preset.extra['bank'].get('file')}"
+        return f"bank ({how})"
+    return ("mapper (UNTRAINED: moves with the sound, not by its meaning; give a bank: "
+            f"livesound bank build --preset {preset.name} ..., then live --bank FILE)")
 
 
 def load_preset(name_or_path: str) -> Preset:
@@ -89,20 +135,63 @@ def load_preset(name_or_path: str) -> Preset:
         text, where = res.read_text(), f"preset {name_or_path}"
     try:
         d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PresetError(f"{where}: not valid JSON ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
+        raise PresetError(f"{where}: not valid JSON ({str(e)[:200] or 'nested too deeply'})") from None
     try:
-        gen = d.pop("generator")
-        preset = Preset(name=d.pop("name"), description=d.pop("description", ""), generator=gen,
-                        truncation_psi=float(d.pop("truncation_psi", 0.7)),
-                        noise_mode=d.pop("noise_mode", "const"), extra=d)
-    except KeyError as e:
-        raise PresetError(f"{where}: missing field {e}") from None
-    if preset.noise_mode not in NOISE_MODES:
-        raise PresetError(f"{where}: noise_mode must be one of {NOISE_MODES}")
-    if ("checkpoint" in gen) == ("config" in gen):
-        raise PresetError(f"{where}: generator needs either 'checkpoint' or 'seed' + 'config'")
+        preset = _preset_from_json(d)
+    except ValueError as e:  # fields.FieldError and the configs' own checks, each naming its field
+        raise PresetError(f"{where}: {e}") from None
+    preset.source = where
     return preset
+
+
+_SEED = fields.Bounds(0, 2**32 - 1)
+_NETWORKS = ("generator", "encoder", "mapper", "clip")
+
+
+def _preset_from_json(d) -> Preset:
+    """A Preset from a preset file's JSON, every field it uses checked (FieldError names the field)."""
+    d = dict(fields.obj(d, "preset"))
+    for key in ("name", "generator"):
+        if key not in d:
+            raise fields.FieldError(key, "missing")
+    for key in _NETWORKS + ("live",):
+        if key in d:
+            fields.obj(d[key], key)
+    gen = d.pop("generator")
+    preset = Preset(name=fields.text(d.pop("name"), "name"),
+                    description=fields.text(d.pop("description", ""), "description"), generator=gen,
+                    truncation_psi=fields.number(d.pop("truncation_psi", 0.7), "truncation_psi",
+                                                 fields.Bounds(-5, 5)),
+                    noise_mode=fields.text(d.pop("noise_mode", "const"), "noise_mode",
+                                           fields.Bounds(choices=NOISE_MODES)), extra=d)
+    if ("checkpoint" in gen) == ("config" in gen):
+        raise fields.FieldError("generator", "needs either 'checkpoint' or 'seed' + 'config'")
+    configs = {"generator": GeneratorConfig.from_dict, "encoder": AudioEncoderConfig.from_dict,
+               "mapper": MapperConfig.from_dict}
+    for key in _NETWORKS:
+        entry = gen if key == "generator" else d.get(key, {})
+        for name in ("checkpoint", "source", "model", "weights"):
+            if name in entry:
+                fields.text(entry[name], f"{key}.{name}")
+        if "seed" in entry:
+            fields.integer(entry["seed"], f"{key}.seed", _SEED)
+        if "config" in entry and key in configs:
+            if key == "mapper" and set(fields.obj(entry["config"], "mapper.config")) & _SET_BY_NETWORKS:
+                raise fields.FieldError("mapper.config", f"{sorted(_SET_BY_NETWORKS)} come from the generator "
+                                                         "and the encoder, not the preset")
+            try:
+                configs[key](entry["config"])
+            except fields.FieldError as e:
+                raise fields.FieldError(".".join(filter(None, (key, "config", e.field))), e.problem) from None
+            except ValueError as e:  # the config's own consistency checks (__post_init__)
+                raise fields.FieldError(f"{key}.config", str(e)) from None
+    if "calibrate_rgb" in gen:
+        fields.number(gen["calibrate_rgb"], "generator.calibrate_rgb", fields.Bounds(0, 10, above=True))
+    return preset
+
+
+_SET_BY_NETWORKS = {"num_ws", "w_dim", "clip_dim"}
 
 
 def generator_from_preset(preset: Preset, path: str | Path | None = None, device: str = "cpu"):
@@ -210,4 +299,4 @@ def mapper_from_preset(preset: Preset, G, clip_dim: int, path: str | Path | None
 
 def mapper_is_trained(preset: Preset, path: str | Path | None = None) -> bool:
     """Whether the mapper ``mapper_from_preset`` gives comes from a file (trained) or a seed (untrained)."""
-    return path is not None or "checkpoint" in preset.extra.get("mapper", {"seed": 0})
+    return network_states(preset, mapper=str(path) if path is not None else None)["mapper"].trained
