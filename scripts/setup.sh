@@ -20,6 +20,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# Bytecode for the installed packages, once per install: where PYTHONDONTWRITEBYTECODE is set pip writes none,
+# and every Python process (a live start, each of the tests' subprocesses) compiled torch's and timm's modules
+# again: ~4 s of a 10 s start. (One file of torch's test helpers is Python 3.12 syntax: its error is expected.)
+compiled=.venv/.livesound-compiled
+if [ "$(cat "$compiled" 2>/dev/null)" != "$want" ]; then
+    .venv/bin/python -m compileall -q -j 0 .venv/lib/python3*/site-packages >/dev/null 2>&1 || true
+    echo "$want" > "$compiled"
+fi
+
 # The GPU runtime where there is an NVIDIA GPU (LIVESOUND_GPU=1 or 0 overrides the detection). onnxruntime and
 # onnxruntime-gpu are one module in two wheels: the CPU one goes (an install above may have brought it back),
 # then the GPU one is installed whole again, since removing the other deleted files they share.
