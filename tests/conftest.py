@@ -234,6 +234,18 @@ def marker(tmp_path: Path) -> Path:
     return tmp_path / "PWNED"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    the suite shares the machine, and two threads on a busy 2-core box spend most of a step waiting."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def tiny_generator():
     from livesound.models.stylegan2 import GeneratorConfig, build_generator

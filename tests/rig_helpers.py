@@ -1,6 +1,27 @@
 """Helpers shared by the rig's tests."""
 
 import functools
+import socket
+import time
+
+
+def free_port() -> int:
+    """A UDP port on the loopback that nothing listens on (as of now)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout: float) -> bool:
+    """Poll ``cond`` every 5 ms until it holds or ``timeout`` seconds pass; its last value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.005)
+    return cond()
 
 
 def fresh(stages, seed: int = 0):

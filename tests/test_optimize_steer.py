@@ -32,12 +32,7 @@ from livesound.weights.checkpoint import CheckpointError
 SR = 44100
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one intra-op thread
 
 
 def two_sounds(seconds: float = 1.5) -> np.ndarray:

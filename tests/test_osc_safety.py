@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
-from rig_helpers import fresh, restore_networks, shared_stages, snapshot_networks
+from rig_helpers import free_port, fresh, restore_networks, shared_stages, snapshot_networks, wait_for
 
 from livesound.audio.sources import SynthSource
 from livesound.live.engine import LiveEngine
@@ -38,28 +38,11 @@ def stages():
     fresh(st)
 
 
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def msg(address: str, *args) -> bytes:
     b = OscMessageBuilder(address)
     for a in args:
         b.add_arg(a)
     return b.build().dgram
-
-
-def wait_for(cond, timeout=30.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return cond()
 
 
 def test_a_swap_flood_costs_one_loader_and_the_latest_wins(stages, tmp_path):
@@ -86,7 +69,7 @@ def test_a_swap_flood_costs_one_loader_and_the_latest_wins(stages, tmp_path):
     try:
         for i in range(50):
             tx.sendto(msg("/livesound/generator", str(paths[i == 49])), ("127.0.0.1", port))
-        assert wait_for(lambda: rig.osc_in.counts["applied"] == 50)
+        assert wait_for(lambda: rig.osc_in.counts["applied"] == 50, 30)
         rig.before_frame()  # the renderer's hook: the 50 requests reach the swap
         assert wait_for(lambda: rig.swap.loading is None and rig.swap._next is None, 120)
         rig.before_frame()  # installs the loaded generator
@@ -116,7 +99,7 @@ def test_swaps_only_from_the_models_folder_and_named_folders(stages, tmp_path, m
         for path in ("/etc/passwd", str(outside), str(models / "link.safetensors"),
                      str(models / "../elsewhere/g.safetensors")):
             tx.sendto(msg("/livesound/generator", path), ("127.0.0.1", port))
-        assert wait_for(lambda: rig.osc_in.counts["refused_path"] == 4)
+        assert wait_for(lambda: rig.osc_in.counts["refused_path"] == 4, 30)
         rig.before_frame()
         assert rig.swap.loading is None and rig.controls.applied == 0
     finally:
@@ -171,7 +154,7 @@ def test_one_datagram_cannot_queue_without_bound(stages):
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         tx.sendto(data, ("127.0.0.1", port))
-        assert wait_for(lambda: rig.osc_in.counts["applied"] == 2000)
+        assert wait_for(lambda: rig.osc_in.counts["applied"] == 2000, 30)
         assert len(rig.controls._queue) == MAX_QUEUED and rig.controls.dropped == 2000 - MAX_QUEUED
         rig.before_frame()
         assert stages.seed == 1999                                  # the newest changes are the ones kept
@@ -204,7 +187,7 @@ def test_text_without_clip_is_refused_at_the_door_and_the_renderer_never_restart
         assert wait_for(lambda: engine.frames_rendered > 0, 120)
         for _ in range(20):
             tx.sendto(msg("/livesound/text", "a red sky"), ("127.0.0.1", port))
-        assert wait_for(lambda: rig.osc_in.counts["unavailable"] == 20)
+        assert wait_for(lambda: rig.osc_in.counts["unavailable"] == 20, 30)
         n = engine.frames_rendered
         assert wait_for(lambda: engine.frames_rendered > n + 3, 60)
         assert engine.error is None and engine.running
@@ -231,7 +214,7 @@ def test_listening_beyond_loopback_needs_the_flag_and_says_what_a_sender_can_do(
         senders[1].bind(("127.0.0.2", 0))
         for tx in senders:
             tx.sendto(msg("/livesound/seed", 7), ("127.0.0.1", port))
-        assert wait_for(lambda: rig.osc_in.received == 2)
+        assert wait_for(lambda: rig.osc_in.received == 2, 30)
         assert rig.osc_in.counts["sender_refused"] == 1 and rig.osc_in.counts["applied"] == 1
     finally:
         rig.close()

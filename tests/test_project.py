@@ -30,13 +30,7 @@ STEPS = 60
 SEED = 4242  # never given to the projection, which starts from the mean latent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The suite shares the machine: two intra-op threads on a busy 2-core box spend most of a step waiting."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one intra-op thread
 
 
 def run(*args, timeout=600):

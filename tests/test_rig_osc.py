@@ -16,7 +16,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import SimpleUDPClient
-from rig_helpers import fresh, shared_stages
+from rig_helpers import free_port, fresh, shared_stages, wait_for
 
 from livesound.audio.sources import SynthSource
 from livesound.live.build import preset_gains
@@ -27,14 +27,6 @@ from livesound.rig.osc import parse_host_port
 from livesound.rig.rig import Rig, RigOptions, open_rig
 
 SR = 44100
-
-
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def receiver() -> socket.socket:
@@ -56,15 +48,6 @@ def drain(rx: socket.socket) -> list[tuple[str, list]]:
     finally:
         rx.settimeout(0.2)
     return out
-
-
-def wait_for(cond, timeout=10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return cond()
 
 
 @pytest.fixture
@@ -139,7 +122,7 @@ def test_parameters_apply_by_the_next_fixed_step_frame(stages):
         client.send_message("/livesound/seed", 5)
         client.send_message("/livesound/strength", 1.7)
         client.send_message("/livesound/smoothing", 0.05)
-        assert wait_for(lambda: rig.osc_in.counts["applied"] == 3)
+        assert wait_for(lambda: rig.osc_in.counts["applied"] == 3, 10)
         second = next(frames)
         assert (first.seed, second.seed) == (stages.s.seed, 5)
         assert rig.target.strength == pytest.approx(1.7) and second.strength >= 1.7
